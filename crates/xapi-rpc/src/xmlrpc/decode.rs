@@ -198,7 +198,9 @@ impl<'a> Parser<'a> {
         let mut reader = Reader::from_reader(body);
         let config = reader.config_mut();
         config.expand_empty_elements = true;
-        config.check_end_names = true;
+        // The parser checks every end tag against what it expects itself, which is cheaper
+        // than quick-xml's own stack of open names.
+        config.check_end_names = false;
         config.trim_text(false);
         Parser {
             reader,
@@ -291,7 +293,7 @@ impl<'a> Parser<'a> {
 
     /// Reads the character data of an element up to its `</name>`; elements inside it are
     /// an error. Borrows from the input when no unescaping was needed.
-    fn read_text(&mut self, name: &'static [u8]) -> Result<Cow<'a, str>, DecodeError> {
+    fn read_text(&mut self, name: &[u8]) -> Result<Cow<'a, str>, DecodeError> {
         let mut text: Cow<'a, str> = Cow::Borrowed("");
         loop {
             match self.next_event()? {
@@ -303,11 +305,12 @@ impl<'a> Parser<'a> {
                     let piece = cdata_text(piece.into_inner())?;
                     append(&mut text, piece);
                 }
-                Event::End(_) => return Ok(text),
+                Event::End(end) if end_name(&end) == name => return Ok(text),
+                Event::End(end) => return Err(self.unexpected(Tag::Close(end), &closing(name))),
                 Event::Start(start) => {
-                    return Err(self.unexpected(Tag::Open(start), close_label(name)));
+                    return Err(self.unexpected(Tag::Open(start), &closing(name)));
                 }
-                Event::Eof => return Err(self.unexpected(Tag::Eof, close_label(name))),
+                Event::Eof => return Err(self.unexpected(Tag::Eof, &closing(name))),
                 _ => continue,
             }
         }
@@ -422,7 +425,10 @@ impl<'a> Parser<'a> {
                 }
                 Event::CData(piece) => append(&mut text, cdata_text(piece.into_inner())?),
                 // `<value>text</value>`, `<value></value>` and `<value/>`: a bare string.
-                Event::End(_) => return Ok(ValueStart::Scalar(Value::String(text.into_owned()))),
+                Event::End(end) if end_name(&end) == b"value" => {
+                    return Ok(ValueStart::Scalar(Value::String(text.into_owned())))
+                }
+                Event::End(end) => return Err(self.unexpected(Tag::Close(end), "</value>")),
                 Event::Start(start) => {
                     if !text.chars().all(is_xml_space) {
                         return Err(
@@ -441,7 +447,7 @@ impl<'a> Parser<'a> {
     fn typed_value(&mut self, start: BytesStart<'a>) -> Result<ValueStart, DecodeError> {
         let value = match start_name(&start) {
             b"string" => Value::String(self.read_text(b"string")?.into_owned()),
-            b"i4" | b"int" | b"i8" => Value::Int(parse_int(&self.read_text(b"int")?)?),
+            name @ (b"i4" | b"int" | b"i8") => Value::Int(parse_int(&self.read_text(name)?)?),
             b"boolean" => Value::Bool(parse_bool(&self.read_text(b"boolean")?)?),
             b"double" => Value::Double(parse_double(&self.read_text(b"double")?)?),
             b"dateTime.iso8601" => {
@@ -534,6 +540,11 @@ fn close_label(name: &'static [u8]) -> &'static str {
         b"name" => "</name>",
         _ => "a closing tag",
     }
+}
+
+/// `</name>` for error messages about any element.
+fn closing(name: &[u8]) -> String {
+    format!("</{}>", quote(&String::from_utf8_lossy(name)))
 }
 
 /// A start tag's name without any namespace prefix (`ex:nil` -> `nil`).
