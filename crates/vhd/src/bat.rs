@@ -43,16 +43,6 @@ impl Bat {
         buf
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the table has no entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The sector offset of block `index`'s bitmap, or `None` if unallocated or out of range.
     pub fn get(&self, index: u64) -> Option<u32> {
         let entry = *self.entries.get(usize::try_from(index).ok()?)?;

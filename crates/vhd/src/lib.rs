@@ -32,26 +32,38 @@
 mod bat;
 mod batmap;
 mod bitmap;
+mod chain;
+mod check;
 mod checksum;
+mod coalesce;
 mod create;
 mod data;
 mod disk;
 mod error;
+mod files;
 mod footer;
 mod geometry;
 mod header;
 mod io;
 mod locator;
+mod resize;
 
 pub use bat::UNUSED as BAT_UNUSED;
 pub use batmap::Batmap;
+pub use chain::Chain;
+pub use check::{check, CheckReport};
+pub use coalesce::coalesce;
 pub use disk::{Disk, MAX_BAT_ENTRIES};
 pub use error::{Result, VhdError};
+pub use files::{
+    coalesce_file, create_dynamic_file, create_fixed_file, link_for, open_chain, open_file, relink,
+    resolve_parent, snapshot,
+};
 pub use footer::{vhd_time_from_unix, vhd_time_now, DiskType, Footer};
 pub use geometry::Geometry;
 pub use header::{DynamicHeader, LocatorEntry};
 pub use io::{BlockIo, FileIo, MemIo};
-pub use locator::{ParentLink, PlatformCode};
+pub use locator::{relative_path, ParentLink, PlatformCode};
 
 /// Bytes per sector.
 pub const SECTOR_SIZE: u64 = 512;
