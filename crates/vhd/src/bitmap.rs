@@ -99,6 +99,7 @@ pub fn runs(map: &[u8], start: u64, count: u64) -> Vec<(u64, u64, bool)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
 

@@ -186,6 +186,7 @@ impl<I: BlockIo> Chain<I> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
     use crate::io::MemIo;

@@ -95,7 +95,7 @@ fn check_sparse<I: BlockIo>(
     let header_at = footer.data_offset;
     if header_at
         .checked_add(HEADER_SIZE as u64)
-        .is_none_or(|end| end > footer_offset)
+        .map_or(true, |end| end > footer_offset)
     {
         report.add("dynamic header offset outside the file");
         return Ok(());
@@ -211,7 +211,7 @@ fn check_batmap<I: BlockIo>(
     let end = batmap.offset.checked_add(batmap.map_bytes());
     if batmap.size_sectors < needed
         || batmap.size_sectors > needed + 8
-        || end.is_none_or(|end| end > footer_offset)
+        || end.map_or(true, |end| end > footer_offset)
     {
         report.add("batmap size or offset is wrong");
         return Ok(None);
@@ -248,7 +248,7 @@ fn check_locators<I: BlockIo>(
         let end = entry
             .data_offset
             .checked_add(space.max(u64::from(entry.data_len)));
-        if end.is_none_or(|end| end > footer_offset) {
+        if end.map_or(true, |end| end > footer_offset) {
             report.add(format!("parent locator {slot} outside the file"));
             continue;
         }
@@ -279,6 +279,7 @@ fn check_locators<I: BlockIo>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
     use crate::io::MemIo;

@@ -41,6 +41,7 @@ pub(crate) fn put_u64(buf: &mut [u8], at: usize, value: u64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
 

@@ -45,6 +45,7 @@ pub fn coalesce<I: BlockIo, J: BlockIo>(child: &Disk<I>, parent: &mut Disk<J>) -
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
     use crate::io::MemIo;

@@ -192,6 +192,7 @@ fn create_sparse<I: BlockIo>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
     use crate::io::MemIo;

@@ -275,6 +275,7 @@ pub(crate) fn write_bytes<I: BlockIo>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use crate::io::MemIo;
     use crate::{Disk, VhdError};

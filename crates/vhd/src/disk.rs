@@ -428,6 +428,7 @@ fn load_batmap<I: BlockIo>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
     use crate::io::MemIo;

@@ -104,6 +104,7 @@ pub enum VhdError {
 pub type Result<T, E = VhdError> = std::result::Result<T, E>;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
 

@@ -155,6 +155,7 @@ pub fn coalesce_file(child_path: &Path) -> Result<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
 

@@ -250,6 +250,7 @@ pub fn vhd_time_from_unix(unix_seconds: u64) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
 

@@ -29,7 +29,7 @@ impl Geometry {
         } else {
             let mut s = 17;
             let mut cth = total / s;
-            let mut h = (cth + 1023) / 1024;
+            let mut h = cth.div_ceil(1024);
             if h < 4 {
                 h = 4;
             }
@@ -86,6 +86,7 @@ impl Geometry {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
 

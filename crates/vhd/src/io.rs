@@ -167,6 +167,7 @@ impl BlockIo for MemIo {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
 

@@ -171,6 +171,7 @@ pub fn relative_path(from_dir: &Path, target: &Path) -> Result<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use super::*;
 

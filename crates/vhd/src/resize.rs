@@ -146,6 +146,7 @@ impl<I: BlockIo> Disk<I> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
 mod tests {
     use crate::io::MemIo;
     use crate::{Disk, ParentLink, VhdError};
