@@ -909,6 +909,20 @@ mod tests {
     }
 
     #[test]
+    fn mismatched_end_tags_are_rejected() {
+        for text in [
+            "<value>x</string>",
+            "<value><string>x</value></string>",
+            "<value><i4>1</int></value>",
+            "<value><struct><member><name>a</value></name></member></struct></value>",
+            "<value><array><data></array></data></value>",
+        ] {
+            let err = decode_value(text.as_bytes(), &Limits::default()).unwrap_err();
+            assert!(matches!(err, DecodeError::Shape { .. }), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn doctype_is_rejected() {
         let err = value_err("<!DOCTYPE value [<!ENTITY a \"b\">]><value>&a;</value>");
         assert!(matches!(err, DecodeError::Xml { .. }), "{err}");
