@@ -201,7 +201,7 @@ impl Db {
                             ChangeOp::Mod
                         },
                         gen: *gen,
-                        row: entry.row.clone(),
+                        row: state.materialize(&self.catalog.info, *t, r, entry),
                     }
                 }
                 LogItem::Deleted(tombstone) => {
@@ -405,6 +405,27 @@ mod tests {
         db.write(|txn| txn.delete(VBD, "vbd2")).unwrap();
         assert_eq!(vbds_of(&db, "vm1"), strings(&[]));
         assert_eq!(db.refs_where_ref(VBD, 1, "vm2"), vec!["vbd1"]);
+    }
+
+    #[test]
+    fn cached_row_view_follows_member_changes_and_rollback() {
+        let db = Db::open_in_memory(schema()).unwrap();
+        add_vm(&db, "vm1", "a");
+        add_vbd(&db, "vbd1", "vm1");
+        assert_eq!(db.get(VM, "vm1").unwrap()[2], strings(&["vbd1"]));
+        add_vbd(&db, "vbd2", "vm1");
+        assert_eq!(db.get(VM, "vm1").unwrap()[2], strings(&["vbd1", "vbd2"]));
+        let result: Result<(), DbError> = db.write(|txn| {
+            txn.delete(VBD, "vbd1")?;
+            assert_eq!(txn.get(VM, "vm1").unwrap()[2], strings(&["vbd2"]));
+            Err(DbError::UnknownTable(99))
+        });
+        assert!(result.is_err());
+        assert_eq!(db.get(VM, "vm1").unwrap()[2], strings(&["vbd1", "vbd2"]));
+        let rows = db.rows(VM);
+        assert_eq!(rows[0].1[2], strings(&["vbd1", "vbd2"]));
+        let deleted = db.write(|txn| txn.delete(VM, "vm1")).unwrap();
+        assert_eq!(deleted[2], strings(&["vbd1", "vbd2"]));
     }
 
     #[test]

@@ -177,6 +177,8 @@ pub(crate) struct TableInfo {
 pub(crate) struct RelationIds {
     pub one_table: TableId,
     pub one_column: ColumnId,
+    /// Position of `one_column` in the one table's `ref_columns` (its index slot).
+    pub one_slot: usize,
     pub many_table: TableId,
     pub many_column: ColumnId,
 }
@@ -271,9 +273,15 @@ impl SchemaInfo {
             tables[many_table].derived[many_column] = true;
             tables[one_table].one_side.push(index);
             tables[many_table].many_side.push(index);
+            let one_slot = tables[one_table]
+                .ref_columns
+                .iter()
+                .position(|c| *c == one_column)
+                .unwrap_or_default();
             relations.push(RelationIds {
                 one_table,
                 one_column,
+                one_slot,
                 many_table,
                 many_column,
             });

@@ -351,15 +351,10 @@ impl Store {
                 state.tables[t].put(
                     &info.tables[t],
                     &r,
-                    Some(Entry {
-                        row: Arc::new(values),
-                        created,
-                        modified,
-                    }),
+                    Some(Entry::new(Arc::new(values), created, modified)),
                 );
             }
         }
-        rebuild_relations(&mut state, info);
         self.load_tombstones(schema, &mut state)?;
         Ok(state)
     }
@@ -576,32 +571,6 @@ fn reconcile(conn: &Connection, schema: &Schema, info: &SchemaInfo) -> Result<()
     Ok(())
 }
 
-/// Recomputes every derived (many-side) column from the Ref columns, oldest member first.
-pub(crate) fn rebuild_relations(state: &mut State, info: &SchemaInfo) {
-    for relation in &info.relations {
-        let mut members: Vec<(u64, String, String)> = state.tables[relation.one_table]
-            .rows
-            .iter()
-            .filter_map(|(r, entry)| {
-                let target = entry.row.get(relation.one_column)?.as_str()?;
-                Some((entry.created, r.clone(), target.to_owned()))
-            })
-            .collect();
-        members.sort();
-        let many = &mut state.tables[relation.many_table];
-        for (_, member, target) in members {
-            if let Some(entry) = many.rows.get_mut(&target) {
-                if let Some(Value::Array(items)) =
-                    Arc::make_mut(&mut entry.row).get_mut(relation.many_column)
-                {
-                    items.push(Value::String(member));
-                }
-            }
-        }
-    }
-}
-
-// Tests unwrap: a failure there is the assertion.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -2,13 +2,19 @@
 //! log that `changes_since` reads. Pure data structures: no locks, no SQLite.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
 
 use xapi_rpc::Value;
 
-use crate::schema::{TableId, TableInfo};
+use crate::schema::{RelationIds, SchemaInfo, TableId, TableInfo};
 use crate::Row;
 
 /// One stored row with its generations.
+///
+/// `row` holds empty sets in derived (relation many-side) columns; readers get the row with
+/// those filled in from the Ref-column index, built once and cached in `view` until the row or
+/// its members change. Keeping the members out of `row` makes adding a member O(1) instead of a
+/// copy of the whole set.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub row: Row,
@@ -16,6 +22,25 @@ pub(crate) struct Entry {
     pub created: u64,
     /// Generation of its last change (0 while uncommitted in a transaction).
     pub modified: u64,
+    /// The row with derived columns filled in (tables with relations only).
+    pub view: OnceLock<Row>,
+}
+
+impl Entry {
+    /// A new entry with an empty cache.
+    pub fn new(row: Row, created: u64, modified: u64) -> Entry {
+        Entry {
+            row,
+            created,
+            modified,
+            view: OnceLock::new(),
+        }
+    }
+
+    /// The same generations with another row (and an empty cache).
+    pub fn with_row(&self, row: Row) -> Entry {
+        Entry::new(row, self.created, self.modified)
+    }
 }
 
 /// The last state of a deleted row.
@@ -138,6 +163,43 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The row as readers see it: derived columns filled in.
+    pub fn materialize(&self, info: &SchemaInfo, t: TableId, r: &str, entry: &Entry) -> Row {
+        if info.tables[t].many_side.is_empty() {
+            return entry.row.clone();
+        }
+        entry
+            .view
+            .get_or_init(|| self.build(info, t, r, &entry.row))
+            .clone()
+    }
+
+    /// Fills the derived columns of a raw row (uncached).
+    pub fn build(&self, info: &SchemaInfo, t: TableId, r: &str, raw: &Row) -> Row {
+        let many_side = &info.tables[t].many_side;
+        if many_side.is_empty() {
+            return raw.clone();
+        }
+        let mut values = (**raw).clone();
+        for index in many_side {
+            let relation = info.relations[*index];
+            if let Some(slot) = values.get_mut(relation.many_column) {
+                *slot = Value::Array(self.members(relation, r));
+            }
+        }
+        Arc::new(values)
+    }
+
+    /// Refs of the rows whose relation column points at `target`, sorted.
+    pub fn members(&self, relation: RelationIds, target: &str) -> Vec<Value> {
+        self.tables[relation.one_table]
+            .by_ref
+            .get(relation.one_slot)
+            .and_then(|index| index.get(target))
+            .map(|set| set.iter().map(|r| Value::String(r.clone())).collect())
+            .unwrap_or_default()
+    }
+
     pub fn new(infos: &[TableInfo]) -> State {
         State {
             tables: infos.iter().map(TableState::new).collect(),
@@ -153,8 +215,6 @@ impl State {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn info() -> TableInfo {
@@ -169,11 +229,11 @@ mod tests {
     }
 
     fn entry(uuid: &str, name: &str, target: &str) -> Entry {
-        Entry {
-            row: Arc::new(vec![uuid.into(), name.into(), target.into()]),
-            created: 1,
-            modified: 1,
-        }
+        Entry::new(
+            Arc::new(vec![uuid.into(), name.into(), target.into()]),
+            1,
+            1,
+        )
     }
 
     #[test]

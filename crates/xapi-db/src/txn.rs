@@ -99,27 +99,16 @@ impl<'a> Txn<'a> {
                 });
             }
         }
-        for index in &info.many_side {
-            let relation = self.cat().info.relations[*index];
-            values[relation.many_column] = Value::Array(self.members(relation, r));
-        }
-        self.replace(
-            t,
-            r,
-            Some(Entry {
-                row: Arc::new(values),
-                created: 0,
-                modified: 0,
-            }),
-        );
+        self.replace(t, r, Some(Entry::new(Arc::new(values), 0, 0)));
         Ok(())
     }
 
     /// Deletes a row and returns its last state.
     pub fn delete(&mut self, t: TableId, r: &str) -> Result<Row, DbError> {
         let entry = self.entry(t, r)?;
+        let row = self.state.materialize(&self.cat().info, t, r, &entry);
         self.replace(t, r, None);
-        Ok(entry.row)
+        Ok(row)
     }
 
     /// Sets one field (`set_<field>`).
@@ -144,7 +133,7 @@ impl<'a> Txn<'a> {
         }
         let mut row = entry.row.clone();
         Arc::make_mut(&mut row)[c] = value;
-        self.replace(t, r, Some(Entry { row, ..entry }));
+        self.replace(t, r, Some(entry.with_row(row)));
         Ok(())
     }
 
@@ -328,7 +317,7 @@ impl<'a> Txn<'a> {
                 got: slot.kind(),
             });
         }
-        self.replace(t, r, Some(Entry { row, ..entry }));
+        self.replace(t, r, Some(entry.with_row(row)));
         Ok(())
     }
 
@@ -360,66 +349,26 @@ impl<'a> Txn<'a> {
                 continue;
             }
             if let Some(target) = old_target {
-                self.edit_members(relation, &target, |items| {
-                    items.retain(|x| x.as_str() != Some(r))
-                });
+                self.touch_target(relation, &target);
             }
             if let Some(target) = &new_targets[slot] {
-                self.edit_members(relation, target, |items| {
-                    if !items.iter().any(|x| x.as_str() == Some(r)) {
-                        items.push(Value::String(r.to_owned()));
-                    }
-                });
+                self.touch_target(relation, target);
             }
         }
     }
 
-    /// Edits the derived set of a relation's target row, if that row exists.
-    fn edit_members(
-        &mut self,
-        relation: RelationIds,
-        target: &str,
-        edit: impl FnOnce(&mut Vec<Value>),
-    ) {
-        let Some(entry) = self.state.tables[relation.many_table]
+    /// A relation member of `target` came or went: it counts as a change of `target` (if that
+    /// row exists) and its cached reader view is dropped.
+    fn touch_target(&mut self, relation: RelationIds, target: &str) {
+        if self.state.tables[relation.many_table]
             .rows
-            .get(target)
-            .cloned()
-        else {
-            return;
-        };
-        let mut row = entry.row.clone();
-        if let Some(Value::Array(items)) = Arc::make_mut(&mut row).get_mut(relation.many_column) {
-            edit(items);
+            .contains_key(target)
+        {
+            self.remember(relation.many_table, target);
+            if let Some(entry) = self.state.tables[relation.many_table].rows.get_mut(target) {
+                entry.view = std::sync::OnceLock::new();
+            }
         }
-        self.replace(relation.many_table, target, Some(Entry { row, ..entry }));
-    }
-
-    /// The current members of a relation's derived set for `target`, oldest first.
-    fn members(&self, relation: RelationIds, target: &str) -> Vec<Value> {
-        let table = &self.state.tables[relation.one_table];
-        let mut members: Vec<(u64, &String)> = self
-            .view()
-            .refs_where_ref(relation.one_table, relation.one_column, target)
-            .into_iter()
-            .filter_map(|r| table.rows.get_key_value(&r))
-            // Rows created in this transaction have no generation yet: they are the newest.
-            .map(|(r, entry)| {
-                (
-                    if entry.created == 0 {
-                        u64::MAX
-                    } else {
-                        entry.created
-                    },
-                    r,
-                )
-            })
-            .collect();
-        members.sort();
-        members
-            .into_iter()
-            .map(|(_, r)| Value::String(r.clone()))
-            .collect()
     }
 
     /// Restores every touched row to its original, newest first.
@@ -444,6 +393,28 @@ impl<'a> Txn<'a> {
                 plan.stale
                     .push((original.modified, touched.table, touched.r.clone()));
             }
+            if let (Some(original), false) = (
+                &touched.original,
+                self.state.tables[touched.table]
+                    .rows
+                    .contains_key(&touched.r),
+            ) {
+                plan.generation += 1;
+                new_tombstones += 1;
+                let row =
+                    self.state
+                        .build(&self.catalog.info, touched.table, &touched.r, &original.row);
+                plan.ops.push(Op::Delete {
+                    table: touched.table,
+                    r: touched.r.clone(),
+                    gen: plan.generation,
+                    tombstone: Tombstone {
+                        created: original.created,
+                        row,
+                    },
+                });
+                continue;
+            }
             let table = &mut self.state.tables[touched.table];
             let current = table.rows.get_mut(&touched.r);
             match (&touched.original, current) {
@@ -467,19 +438,8 @@ impl<'a> Txn<'a> {
                     };
                     plan.ops.push(op);
                 }
-                (Some(original), None) => {
-                    plan.generation += 1;
-                    new_tombstones += 1;
-                    plan.ops.push(Op::Delete {
-                        table: touched.table,
-                        r: touched.r.clone(),
-                        gen: plan.generation,
-                        tombstone: Tombstone {
-                            created: original.created,
-                            row: original.row.clone(),
-                        },
-                    });
-                }
+                // Deletions were handled above.
+                (_, None) => {}
             }
         }
         let total = self.state.tombstones.len() + new_tombstones;

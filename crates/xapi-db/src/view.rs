@@ -178,12 +178,23 @@ impl<'a> ReadView<'a> {
 
     /// One row by ref (`OpaqueRef:...`).
     pub fn get(&self, t: TableId, r: &str) -> Option<Row> {
-        Some(self.state.tables.get(t)?.rows.get(r)?.row.clone())
+        let entry = self.state.tables.get(t)?.rows.get(r)?;
+        Some(self.state.materialize(&self.catalog.info, t, r, entry))
     }
 
     /// One field of one row.
     pub fn get_field(&self, t: TableId, r: &str, c: ColumnId) -> Option<Value> {
-        self.state.tables.get(t)?.rows.get(r)?.row.get(c).cloned()
+        let entry = self.state.tables.get(t)?.rows.get(r)?;
+        let info = &self.catalog.info;
+        if info.tables[t].derived.get(c).copied().unwrap_or(false) {
+            let relation = info.tables[t]
+                .many_side
+                .iter()
+                .map(|i| info.relations[*i])
+                .find(|rel| rel.many_column == c)?;
+            return Some(Value::Array(self.state.members(relation, r)));
+        }
+        entry.row.get(c).cloned()
     }
 
     /// The creation and last-modification generations of a row.
@@ -210,7 +221,12 @@ impl<'a> ReadView<'a> {
                 table
                     .rows
                     .iter()
-                    .map(|(r, entry)| (r.clone(), entry.row.clone()))
+                    .map(|(r, entry)| {
+                        (
+                            r.clone(),
+                            self.state.materialize(&self.catalog.info, t, r, entry),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -252,9 +268,9 @@ impl<'a> ReadView<'a> {
         table
             .rows
             .iter()
-            .filter(|(_, entry)| {
-                entry
-                    .row
+            .filter(|(r, entry)| {
+                self.state
+                    .materialize(&self.catalog.info, t, r, entry)
                     .get(c)
                     .is_some_and(|v| crate::filter::stored_text(v) == target)
             })
@@ -288,8 +304,10 @@ impl<'a> ReadView<'a> {
                 table
                     .rows
                     .iter()
-                    .filter(|(_, entry)| compiled.matches(&entry.row))
-                    .map(|(r, entry)| (r.clone(), entry.row.clone()))
+                    .filter_map(|(r, entry)| {
+                        let row = self.state.materialize(&self.catalog.info, t, r, entry);
+                        compiled.matches(&row).then(|| (r.clone(), row))
+                    })
                     .collect()
             })
             .unwrap_or_default()
