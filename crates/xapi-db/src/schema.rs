@@ -92,6 +92,10 @@ impl ColumnKind {
 
 /// A one-to-many relation: `one` is a Ref column (e.g. `("VBD", "VM")`), `many` a Set column of
 /// refs (e.g. `("VM", "VBDs")`) that the store derives from it and never persists.
+///
+/// The many side is read from the index of the Ref column, so its members come sorted by ref;
+/// writes to it are refused (`DbError::DerivedColumn`) and the values given for it at insert are
+/// ignored. A change of the one side counts as a change of the old and the new target row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {
     /// (table, column) of the Ref column.
