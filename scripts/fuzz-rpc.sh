@@ -5,8 +5,9 @@
 #   FUZZ_SECONDS=600 scripts/fuzz-rpc.sh
 #   FUZZ_TARGETS=jsonrpc_decode scripts/fuzz-rpc.sh
 #
-# Needs cargo-fuzz (`cargo install cargo-fuzz`). A nightly toolchain is used when installed;
-# otherwise the stable one with RUSTC_BOOTSTRAP=1 (cargo-fuzz needs -Z flags). The corpus
+# Needs cargo-fuzz (`cargo install cargo-fuzz`). A nightly toolchain is used when installed
+# (unless FUZZ_STABLE=1); otherwise the default toolchain with RUSTC_BOOTSTRAP=1, since
+# cargo-fuzz needs -Z flags. The corpus
 # starts from the wire samples in crates/xapi-rpc/tests/data and is kept in
 # crates/xapi-rpc/fuzz/corpus/ (git-ignored by the fuzz crate's .gitignore).
 set -eu
@@ -22,7 +23,7 @@ if ! cargo fuzz --help >/dev/null 2>&1; then
 fi
 
 toolchain=""
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+if [ "${FUZZ_STABLE:-0}" != 1 ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     toolchain="+nightly"
 else
     export RUSTC_BOOTSTRAP=1

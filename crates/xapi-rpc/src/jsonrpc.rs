@@ -2,12 +2,13 @@
 //!
 //! Decoding is a single pass: a `serde` seed builds `Value`s straight from `serde_json`'s
 //! parser while counting depth and values against `Limits` (never through
-//! `serde_json::Value`). Encoding writes compact JSON directly into a byte buffer.
+//! `serde_json::Value`); `serde_json`'s own nesting limit of 128 levels applies on top of
+//! `Limits::max_depth`. Encoding writes compact JSON directly into a byte buffer.
 //!
 //! Value mapping: integer literals become `Int` (literals outside `i64` become `Double`), other
 //! numbers `Double`, strings `String`, `null` `Nil`. On output `DateTime` is a JSON string,
-//! `Base64` a JSON string in standard base64, and a double always carries a fraction or an
-//! exponent (`1.0`, `1e+16` style as shortest round-trip text) so it reads back as a double.
+//! `Base64` a JSON string in standard base64, and a double is the shortest text that reads
+//! back exactly, always with a fraction or an exponent (`1.0`, `1e16`) so it stays a double.
 //! Compatibility: non-finite doubles are written as the bare tokens `NaN`, `Infinity` and
 //! `-Infinity`, as upstream's Yojson printer does; they are not valid JSON and this decoder
 //! (like most) refuses them.

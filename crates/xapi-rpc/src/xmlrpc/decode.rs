@@ -210,6 +210,7 @@ impl<'a> Parser<'a> {
 
     /// The next event that matters: comments, processing instructions and the XML
     /// declaration are skipped; a DTD is refused.
+    #[inline]
     fn next_event(&mut self) -> Result<Event<'a>, DecodeError> {
         loop {
             let event = self
@@ -227,6 +228,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The next start or end tag; blank text in between is skipped, other text is an error.
+    #[inline]
     fn next_tag(&mut self) -> Result<Tag<'a>, DecodeError> {
         loop {
             match self.next_event()? {
@@ -248,6 +250,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Consumes `<name>` or fails.
+    #[inline]
     fn expect_open(&mut self, name: &'static [u8]) -> Result<(), DecodeError> {
         match self.next_tag()? {
             Tag::Open(ref found) if start_name(found) == name => Ok(()),
@@ -256,6 +259,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Consumes `</name>` or fails.
+    #[inline]
     fn expect_close(&mut self, name: &'static [u8]) -> Result<(), DecodeError> {
         match self.next_tag()? {
             Tag::Close(ref found) if end_name(found) == name => Ok(()),
@@ -264,6 +268,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Consumes `<open>` (true) or `</close>` (false).
+    #[inline]
     fn open_or_close(
         &mut self,
         open: &'static [u8],
@@ -548,16 +553,19 @@ fn closing(name: &[u8]) -> String {
 }
 
 /// A start tag's name without any namespace prefix (`ex:nil` -> `nil`).
+#[inline]
 fn start_name<'s>(start: &'s BytesStart<'_>) -> &'s [u8] {
     strip_prefix(start.name().into_inner())
 }
 
 /// An end tag's name without any namespace prefix.
+#[inline]
 fn end_name<'s>(end: &'s BytesEnd<'_>) -> &'s [u8] {
     strip_prefix(end.name().into_inner())
 }
 
 /// The part of a qualified name after its first `:`.
+#[inline]
 fn strip_prefix(name: &[u8]) -> &[u8] {
     match name.iter().position(|&b| b == b':') {
         Some(colon) => &name[colon + 1..],
@@ -566,6 +574,7 @@ fn strip_prefix(name: &[u8]) -> &[u8] {
 }
 
 /// Appends `piece` to `text`, keeping it borrowed while it is the only piece.
+#[inline]
 fn append<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
     if text.is_empty() {
         *text = piece;
