@@ -231,7 +231,11 @@ impl<'a> Parser<'a> {
     #[inline]
     fn next_tag(&mut self) -> Result<Tag<'a>, DecodeError> {
         loop {
-            match self.next_event()? {
+            let event = self
+                .reader
+                .read_event()
+                .map_err(|err| self.xml_error(err))?;
+            match event {
                 Event::Start(start) => return Ok(Tag::Open(start)),
                 Event::End(end) => return Ok(Tag::Close(end)),
                 Event::Text(text) if text.iter().all(|&b| is_xml_space_byte(b)) => continue,
@@ -303,7 +307,7 @@ impl<'a> Parser<'a> {
         loop {
             match self.next_event()? {
                 Event::Text(piece) => {
-                    let piece = piece.unescape().map_err(|err| self.xml_error(err))?;
+                    let piece = self.unescape(piece.into_inner())?;
                     append(&mut text, piece);
                 }
                 Event::CData(piece) => {
@@ -319,6 +323,22 @@ impl<'a> Parser<'a> {
                 _ => continue,
             }
         }
+    }
+
+    /// Character data with entity and character references resolved; borrows from the input
+    /// when it holds no reference.
+    fn unescape(&self, raw: Cow<'a, [u8]>) -> Result<Cow<'a, str>, DecodeError> {
+        let text = cdata_text(raw)?;
+        if !text.as_bytes().contains(&b'&') {
+            return Ok(text);
+        }
+        let unescaped = match text {
+            Cow::Borrowed(text) => quick_xml::escape::unescape(text),
+            Cow::Owned(text) => {
+                quick_xml::escape::unescape(&text).map(|cow| Cow::Owned(cow.into_owned()))
+            }
+        };
+        unescaped.map_err(|err| self.xml_error(err))
     }
 
     /// Parses one value whose `<value>` start tag was just consumed, up to and including its
@@ -425,7 +445,7 @@ impl<'a> Parser<'a> {
         loop {
             match self.next_event()? {
                 Event::Text(piece) => {
-                    let piece = piece.unescape().map_err(|err| self.xml_error(err))?;
+                    let piece = self.unescape(piece.into_inner())?;
                     append(&mut text, piece);
                 }
                 Event::CData(piece) => append(&mut text, cdata_text(piece.into_inner())?),
@@ -486,6 +506,8 @@ impl<'a> Parser<'a> {
     }
 
     /// A `Xml` error at the reader's current position.
+    #[cold]
+    #[inline(never)]
     fn xml_error(&self, message: impl std::fmt::Display) -> DecodeError {
         DecodeError::Xml {
             position: self.reader.error_position(),
@@ -494,6 +516,8 @@ impl<'a> Parser<'a> {
     }
 
     /// A `Shape` error mentioning the current position.
+    #[cold]
+    #[inline(never)]
     fn shape(&self, message: impl std::fmt::Display) -> DecodeError {
         DecodeError::shape(
             "XML-RPC document",
@@ -502,6 +526,8 @@ impl<'a> Parser<'a> {
     }
 
     /// A `Shape` error for finding `found` where `expected` belongs.
+    #[cold]
+    #[inline(never)]
     fn unexpected(&self, found: Tag<'_>, expected: &str) -> DecodeError {
         let found = match found {
             Tag::Open(start) => {
@@ -583,7 +609,7 @@ fn append<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
     }
 }
 
-/// A CDATA section's content as text.
+/// Raw bytes (a CDATA section's content, or character data) as text.
 fn cdata_text(bytes: Cow<'_, [u8]>) -> Result<Cow<'_, str>, DecodeError> {
     match bytes {
         Cow::Borrowed(bytes) => std::str::from_utf8(bytes)

@@ -380,6 +380,29 @@ mod tests {
     }
 
     #[test]
+    fn g16_matches_c_printf_on_arbitrary_bit_patterns() {
+        // Bit patterns with what C's printf("%.16g") prints for them.
+        let cases: &[(u64, &str)] = &[
+            (0x0f42_05b4_907a_70c3, "3.542609501695945e-235"),
+            (0x930d_6eaf_14f4_733f, "-6.670190041254896e-217"),
+            (0x9be4_bcfc_49b6_4a08, "-2.62025822605461e-174"),
+            (0xf0ce_5835_05c6_af07, "-2.412056419517317e+235"),
+            (0x3e82_0efa_30d6_d9be, "1.34546347769442e-07"),
+            (0x40f1_8540_2347_c830, "71764.00861337851"),
+            (0x412d_b255_af4c_3f76, "973098.8423786003"),
+            (0xbd7d_d97b_6cf8_5ae0, "-1.696749880931121e-12"),
+            (0x405b_32c0_8312_6e98, "108.793"),
+        ];
+        for (bits, expected) in cases {
+            assert_eq!(
+                g16(f64::from_bits(*bits)),
+                *expected,
+                "formatting {bits:#x}"
+            );
+        }
+    }
+
+    #[test]
     fn g16_of_non_finite_values() {
         assert_eq!(g16(f64::NAN), "nan");
         assert_eq!(g16(f64::INFINITY), "inf");
