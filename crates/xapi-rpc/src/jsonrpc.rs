@@ -20,6 +20,7 @@ use std::io::Write as _;
 use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use crate::decimal::write_i64;
 use crate::error::quote;
 use crate::{Call, DecodeError, Limits, Response, Value};
 
@@ -244,8 +245,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Int(i) => {
-            // Writing into a Vec cannot fail.
-            let _ = write!(out, "{i}");
+            write_i64(*i, out);
         }
         Value::Double(f) => write_double(*f, out),
         Value::String(s) | Value::DateTime(s) => write_string(s, out),
@@ -289,8 +289,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
 fn encode_id(id: &Id, out: &mut Vec<u8>) {
     match id {
         Id::Int(i) => {
-            // Writing into a Vec cannot fail.
-            let _ = write!(out, "{i}");
+            write_i64(*i, out);
         }
         Id::Str(s) => write_string(s, out),
     }
@@ -314,6 +313,19 @@ fn write_double(value: f64, out: &mut Vec<u8>) {
     }
 }
 
+/// Bytes that must be escaped inside a JSON string.
+const JSON_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// Writes `text` as a JSON string literal; non-ASCII text is kept as UTF-8.
 fn write_string(text: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -321,24 +333,23 @@ fn write_string(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let short: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
+        if !JSON_SPECIAL[usize::from(b)] {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        if short.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            out.extend_from_slice(short);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
         }
         start = i + 1;
     }

@@ -9,6 +9,7 @@
 //! number of values, so hostile input yields a [`DecodeError`] rather than a panic or an
 //! unbounded allocation.
 
+mod decimal;
 mod error;
 pub mod jsonrpc;
 pub mod value;

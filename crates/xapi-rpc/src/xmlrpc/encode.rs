@@ -8,6 +8,7 @@ use std::io::Write as _;
 
 use base64::Engine as _;
 
+use crate::decimal::write_i64;
 use crate::{Call, Value};
 
 /// The XML declaration every document starts with.
@@ -30,8 +31,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         }),
         Value::Int(i) => {
             // Compatibility: xapi (rpclib non-strict mode) writes ints as untyped decimal text.
-            let mut buf = itoa_buffer();
-            out.extend_from_slice(format_i64(*i, &mut buf));
+            write_i64(*i, out);
         }
         Value::Double(f) => {
             out.extend_from_slice(b"<double>");
@@ -140,12 +140,26 @@ pub fn encode_fault(code: i64, message: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(XML_DECL);
     out.extend_from_slice(b"<methodResponse><fault><value><struct><member><name>faultCode</name>");
     out.extend_from_slice(b"<value><int>");
-    let mut buf = itoa_buffer();
-    out.extend_from_slice(format_i64(code, &mut buf));
+    write_i64(code, out);
     out.extend_from_slice(b"</int></value></member><member><name>faultString</name><value>");
     write_escaped(message, out);
     out.extend_from_slice(b"</value></member></struct></value></fault></methodResponse>");
 }
+
+/// Bytes that `write_escaped` must replace or drop.
+const XML_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = !matches!(b as u8, b'\t' | b'\n' | b'\r');
+        b += 1;
+    }
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'&' as usize] = true;
+    table[b'"' as usize] = true;
+    table
+};
 
 /// Appends `text` as XML character data: `< > & "` escaped, control characters other than
 /// TAB, LF and CR dropped (they cannot appear in XML 1.0 at all).
@@ -153,44 +167,20 @@ pub(crate) fn write_escaped(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let replacement: &[u8] = match b {
+        if !XML_SPECIAL[usize::from(b)] {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(match b {
             b'<' => b"&lt;",
             b'>' => b"&gt;",
             b'&' => b"&amp;",
             b'"' => b"&quot;",
-            b'\t' | b'\n' | b'\r' => continue,
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(replacement);
+            _ => b"",
+        });
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-}
-
-/// A stack buffer large enough for any `i64` in decimal.
-fn itoa_buffer() -> [u8; 20] {
-    [0; 20]
-}
-
-/// Formats `value` in decimal into `buf`, returning the used tail.
-fn format_i64(value: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut n = value.unsigned_abs();
-    let mut pos = buf.len();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        pos -= 1;
-        buf[pos] = b'-';
-    }
-    &buf[pos..]
 }
 
 /// Appends `value` formatted like C's `printf("%.16g")`: `1.0` -> `1`, `0.1` -> `0.1`,
@@ -230,8 +220,7 @@ pub(crate) fn write_c_double(value: f64, out: &mut Vec<u8>) {
         if magnitude < 10 {
             out.push(b'0');
         }
-        let mut buf = itoa_buffer();
-        out.extend_from_slice(format_i64(i64::from(magnitude), &mut buf));
+        write_i64(i64::from(magnitude), out);
     }
 }
 
