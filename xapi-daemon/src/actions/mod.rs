@@ -1,0 +1,87 @@
+//! Explicit messages with real semantics, one file per class. Classes without a file answer
+//! `NOT_IMPLEMENTED` for their explicit messages (the generated default bodies).
+use xapi_idl::traits::*;
+use xapi_idl::ActionsBase;
+
+use crate::app::App;
+use crate::dispatch::Ctx;
+
+mod host;
+mod session;
+
+impl ActionsBase for App {
+    type Ctx = Ctx;
+}
+
+/// Declares that a class has no explicit message implemented yet.
+macro_rules! unimplemented_classes {
+    ($($tr:ident),* $(,)?) => { $(impl $tr for App {})* };
+}
+
+unimplemented_classes!(
+    AuthActions,
+    SubjectActions,
+    RoleActions,
+    TaskActions,
+    EventActions,
+    PoolActions,
+    PoolPatchActions,
+    PoolUpdateActions,
+    VmActions,
+    VmMetricsActions,
+    VmGuestMetricsActions,
+    VmppActions,
+    VmssActions,
+    VmApplianceActions,
+    DrTaskActions,
+    HostCrashdumpActions,
+    HostPatchActions,
+    HostMetricsActions,
+    HostCpuActions,
+    NetworkActions,
+    VifActions,
+    VifMetricsActions,
+    PifActions,
+    PifMetricsActions,
+    BondActions,
+    VlanActions,
+    SmActions,
+    SrActions,
+    SrStatActions,
+    ProbeResultActions,
+    LvhdActions,
+    VdiActions,
+    VbdActions,
+    VbdMetricsActions,
+    PbdActions,
+    CrashdumpActions,
+    VtpmActions,
+    ConsoleActions,
+    UserActions,
+    DataSourceActions,
+    BlobActions,
+    MessageActions,
+    SecretActions,
+    TunnelActions,
+    NetworkSriovActions,
+    PciActions,
+    PgpuActions,
+    GpuGroupActions,
+    VgpuActions,
+    VgpuTypeActions,
+    PvsSiteActions,
+    PvsServerActions,
+    PvsProxyActions,
+    PvsCacheStorageActions,
+    FeatureActions,
+    SdnControllerActions,
+    VdiNbdServerInfoActions,
+    PusbActions,
+    UsbGroupActions,
+    VusbActions,
+    ClusterActions,
+    ClusterHostActions,
+    CertificateActions,
+    RepositoryActions,
+    ObserverActions,
+);

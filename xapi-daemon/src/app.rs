@@ -1,0 +1,93 @@
+//! `App`: the daemon's shared state (config, model, object store, sessions, auth) and the
+//! start-up sequence that opens the state directory and seeds a first-start pool.
+use std::sync::Arc;
+
+use xapi_db::{Db, DbError, TableId, Txn};
+use xapi_idl::model::Model;
+use xapi_idl::{ApiError, ApiResult, Class, Record};
+
+use crate::auth::{Auth, PasswordSetup};
+use crate::config::Config;
+use crate::schema::Tables;
+use crate::session::Sessions;
+
+/// Shared daemon state; one per process, behind an `Arc`.
+pub struct App {
+    pub model: &'static Model,
+    pub db: Db,
+    pub tables: Tables,
+    pub config: Config,
+    pub auth: Auth,
+    pub sessions: Sessions,
+    /// This host's ref.
+    pub host: String,
+    /// The pool's ref.
+    pub pool: String,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Db(#[from] DbError),
+    #[error("cannot set up the root password: {0}")]
+    Auth(std::io::Error),
+    #[error("first-start setup failed: {0}")]
+    Seed(ApiError),
+}
+
+impl App {
+    /// Opens the state directory and database, seeds a first-start pool, loads sessions.
+    /// Returns the generated root password when one was made (to print once).
+    pub fn open(config: Config) -> Result<(Arc<App>, Option<String>), StartError> {
+        std::fs::create_dir_all(&config.state_dir).map_err(|source| StartError::StateDir {
+            path: config.state_dir.display().to_string(),
+            source,
+        })?;
+        let model = xapi_idl::model::model();
+        let (schema, tables) = crate::schema::derive(model);
+        let db = Db::open(&config.state_dir.join("xapi.db"), schema)?;
+        let (auth, setup) = Auth::setup(&config.state_dir, config.root_password.as_deref())
+            .map_err(StartError::Auth)?;
+        let generated = match setup {
+            PasswordSetup::Generated(pw) => Some(pw),
+            _ => None,
+        };
+        let (host, pool) = crate::seed::ensure(model, &db, &tables).map_err(StartError::Seed)?;
+        let app = Arc::new(App {
+            model,
+            db,
+            tables,
+            config,
+            auth,
+            sessions: Sessions::new(),
+            host,
+            pool,
+        });
+        crate::session::load(&app);
+        Ok((app, generated))
+    }
+
+    /// The table of a persisted class.
+    pub fn table_of<C: Class>(&self) -> TableId {
+        self.tables
+            .table(C::INDEX)
+            .expect("typed access is only used for persisted classes")
+    }
+
+    /// Runs one write transaction, mapping store errors to API errors.
+    pub fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R, DbError>) -> ApiResult<R> {
+        self.db.write(f).map_err(crate::errors::db_error)
+    }
+
+    /// Reads a typed record by ref; `None` when missing or unreadable.
+    pub fn get_record<R: Record>(&self, r: &str) -> Option<R> {
+        let row = self.db.get(self.table_of::<R::Class>(), r)?;
+        R::from_row(&row).ok()
+    }
+}

@@ -1,0 +1,87 @@
+//! xapi-rs: the XenAPI daemon. Composition root: configuration, the HTTP front, sessions and
+//! RBAC, the dispatcher, implicit messages, explicit actions, first-start seeding.
+//!
+//! `main.rs` parses flags and calls [`run`]; everything else is reachable from here.
+
+pub mod actions;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod dispatch;
+pub mod errors;
+pub mod files;
+pub mod implicit;
+pub mod rbac;
+pub mod rpc;
+pub mod schema;
+pub mod seed;
+pub mod server;
+pub mod session;
+pub mod sm_catalog;
+pub mod sysinfo;
+pub mod templates;
+pub mod tls;
+
+use std::sync::Arc;
+
+use config::{Backend, Config};
+
+/// Starts every listener and serves until the process ends.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    if config.backend == Backend::Xen {
+        anyhow::bail!("--backend xen needs a build with the `xen` feature on a Xen dom0");
+    }
+    let (app, generated) = app::App::open(config)?;
+    let mut tasks = Vec::new();
+    let mut lines = Vec::new();
+    if let Some(addr) = app.config.http {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on http {addr}: {e}"))?;
+        lines.push(format!("listening on http://{}", l.local_addr()?));
+        tasks.push(tokio::spawn(server::serve_tcp(app.clone(), l, None)));
+    }
+    if let Some(addr) = app.config.https {
+        let hostname = sysinfo::HostFacts::read().hostname;
+        let acceptor = tls::acceptor(&app.config.state_dir, &hostname)?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on https {addr}: {e}"))?;
+        lines.push(format!("listening on https://{}", l.local_addr()?));
+        tasks.push(tokio::spawn(server::serve_tcp(
+            app.clone(),
+            l,
+            Some(acceptor),
+        )));
+    }
+    if let Some(path) = &app.config.socket {
+        if path.exists() {
+            std::fs::remove_file(path)?;
+        }
+        let l = tokio::net::UnixListener::bind(path)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+        lines.push(format!("listening on unix:{}", path.display()));
+        tasks.push(tokio::spawn(server::serve_unix(app.clone(), l)));
+    }
+    tokio::spawn(session::sweep(Arc::clone(&app)));
+    for l in &lines {
+        println!("xapi: {l}");
+    }
+    println!("xapi: state directory {}", app.config.state_dir.display());
+    match generated {
+        Some(pw) => println!("xapi: log in as root with password: {pw}  (shown once; set XAPI_ROOT_PASSWORD to choose one)"),
+        None => println!("xapi: log in as root with the password set on first start (or XAPI_ROOT_PASSWORD)"),
+    }
+    println!("xapi: ready");
+    if tasks.is_empty() {
+        anyhow::bail!("no listener configured");
+    }
+    futures_wait(tasks).await;
+    Ok(())
+}
+
+async fn futures_wait(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
