@@ -74,6 +74,7 @@ impl<I: BlockIo> Disk<I> {
         } else {
             batmap_header_at
         };
+        let file_len = self.io.len()?;
         let mut header = sparse.header.clone();
         let mut locator_data = Vec::new();
         for entry in header.locators.iter_mut() {
@@ -82,7 +83,11 @@ impl<I: BlockIo> Disk<I> {
             }
             let space = entry.space_bytes();
             let padded = sector_padded(u64::from(entry.data_len));
-            if space < padded || entry.data_offset < table_offset {
+            let inside = entry
+                .data_offset
+                .checked_add(padded)
+                .is_some_and(|end| end <= file_len);
+            if space < padded || entry.data_offset < table_offset || !inside {
                 // Unusable or somewhere we do not manage: leave it alone.
                 continue;
             }

@@ -35,7 +35,10 @@ fn vhdiinfo_reads_dynamic_and_differencing_headers() {
 
     let info = vhdiinfo(&child);
     assert!(info.contains("Differential"), "{info}");
-    assert!(info.contains(&format!("Parent identifier\t: {base_uuid}")), "{info}");
+    assert!(
+        info.contains(&format!("Parent identifier\t: {base_uuid}")),
+        "{info}"
+    );
     assert!(info.contains("Parent filename\t\t: base.vhd"), "{info}");
 }
 

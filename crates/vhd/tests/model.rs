@@ -52,7 +52,10 @@ fn assert_matches(chain: &Chain<MemIo>, model: &[u8], rng: &mut Rng, step: usize
         let mut buf = vec![0u8; len as usize];
         chain.read_at(offset, &mut buf).unwrap();
         let expected = &model[offset as usize..(offset + len) as usize];
-        assert!(buf == expected, "step {step}: {len} bytes at {offset} differ");
+        assert!(
+            buf == expected,
+            "step {step}: {len} bytes at {offset} differ"
+        );
     }
     if step % 10 == 0 {
         let mut all = vec![0u8; model.len()];

@@ -102,7 +102,15 @@ fn qemu_dynamic_image_reads_and_writes_with_ours() {
     // qemu rounds 30 MiB up to its CHS geometry and stores that in Current Size.
     run(
         &qemu_img,
-        &["create", "-f", "vpc", "-o", "subformat=dynamic", s(&image), "30M"],
+        &[
+            "create",
+            "-f",
+            "vpc",
+            "-o",
+            "subformat=dynamic",
+            s(&image),
+            "30M",
+        ],
     );
     let mut disk = open_file(&image).unwrap();
     let size = disk.size();
@@ -114,7 +122,10 @@ fn qemu_dynamic_image_reads_and_writes_with_ours() {
     assert!(vhd::check(&FileIo::open(&image).unwrap()).unwrap().is_ok());
     qemu_check(&qemu_img, &image);
     let raw = convert_to_raw(&qemu_img, &image, &raw_in);
-    assert!(raw == model, "qemu reads different bytes than we wrote into its image");
+    assert!(
+        raw == model,
+        "qemu reads different bytes than we wrote into its image"
+    );
 
     // And data qemu writes reads back through ours.
     let source = dir.path().join("source.raw");
@@ -124,8 +135,15 @@ fn qemu_dynamic_image_reads_and_writes_with_ours() {
     run(
         &qemu_img,
         &[
-            "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic",
-            s(&source), s(&converted),
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vpc",
+            "-o",
+            "subformat=dynamic",
+            s(&source),
+            s(&converted),
         ],
     );
     let disk = open_file(&converted).unwrap();
@@ -148,8 +166,17 @@ fn grown_image_still_passes_qemu_check() {
     drop(disk);
     qemu_check(&qemu_img, &image);
     let info = qemu_info_json(&qemu_img, &image);
-    assert!(info.contains(&format!("\"virtual-size\": {}", 600 * MIB)), "{info}");
+    assert!(
+        info.contains(&format!("\"virtual-size\": {}", 600 * MIB)),
+        "{info}"
+    );
     let raw = convert_to_raw(&qemu_img, &image, &dir.path().join("g.raw"));
-    assert_eq!(&raw[(MIB + 3) as usize..(MIB + 3) as usize + 5000], &pattern(5000, 7)[..]);
-    assert_eq!(&raw[(599 * MIB) as usize..(599 * MIB) as usize + 4096], &pattern(4096, 8)[..]);
+    assert_eq!(
+        &raw[(MIB + 3) as usize..(MIB + 3) as usize + 5000],
+        &pattern(5000, 7)[..]
+    );
+    assert_eq!(
+        &raw[(599 * MIB) as usize..(599 * MIB) as usize + 4096],
+        &pattern(4096, 8)[..]
+    );
 }
