@@ -5,6 +5,7 @@
 //! `xapi-idl-codegen` at build time. This crate never touches the object store or the network.
 
 mod actions;
+pub mod coerce;
 mod convert;
 mod datetime;
 mod error;
