@@ -105,6 +105,16 @@ impl<I: BlockIo> Disk<I> {
                     space,
                 });
             }
+            let inside = entry
+                .data_offset
+                .checked_add(padded)
+                .is_some_and(|end| end <= self.footer_offset);
+            if !inside || entry.data_offset < FOOTER_SIZE as u64 {
+                return Err(VhdError::Corrupt(format!(
+                    "parent locator at offset {} lies outside the metadata area",
+                    entry.data_offset
+                )));
+            }
             entry.data_len = data.len() as u32;
             let mut block = data;
             block.resize(padded as usize, 0);
@@ -271,6 +281,20 @@ mod tests {
             disk.set_parent(&long),
             Err(VhdError::LocatorTooLong { .. })
         ));
+    }
+
+    #[test]
+    fn relink_with_a_locator_pointing_past_the_end_is_refused() {
+        let io = MemIo::new();
+        let mut disk =
+            Disk::create_differencing(io.clone(), 4 << 20, &link(uuid::Uuid::new_v4())).unwrap();
+        disk.sparse.as_mut().unwrap().header.locators[0].data_offset = 1 << 40;
+        let len = io.to_vec().len();
+        assert!(matches!(
+            disk.set_parent(&link(uuid::Uuid::new_v4())),
+            Err(VhdError::Corrupt(_))
+        ));
+        assert_eq!(io.to_vec().len(), len);
     }
 
     #[test]

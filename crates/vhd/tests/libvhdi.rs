@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{pattern, run, s, tool};
-use vhd::{create_dynamic_file, open_chain, open_file, snapshot};
+use vhd::{create_dynamic_file, create_fixed_file, open_chain, open_file, snapshot};
 
 const MIB: u64 = 1 << 20;
 
@@ -32,6 +32,12 @@ fn vhdiinfo_reads_dynamic_and_differencing_headers() {
     assert!(info.contains("Disk type\t\t: Dynamic"), "{info}");
     assert!(info.contains(&format!("({} bytes)", 12 * MIB)), "{info}");
     assert!(info.contains(&base_uuid.to_string()), "{info}");
+
+    let fixed = dir.path().join("fixed.vhd");
+    drop(create_fixed_file(&fixed, 3 * MIB).unwrap());
+    let info = vhdiinfo(&fixed);
+    assert!(info.contains("Disk type\t\t: Fixed"), "{info}");
+    assert!(info.contains(&format!("({} bytes)", 3 * MIB)), "{info}");
 
     let info = vhdiinfo(&child);
     assert!(info.contains("Differential"), "{info}");

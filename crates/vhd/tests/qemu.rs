@@ -9,7 +9,10 @@ mod common;
 use std::path::Path;
 
 use common::{pattern, run, s, tool};
-use vhd::{create_dynamic_file, create_fixed_file, open_file, Disk, FileIo};
+use vhd::{
+    coalesce_file, create_dynamic_file, create_fixed_file, open_chain, open_file, snapshot, Disk,
+    FileIo,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -179,4 +182,37 @@ fn grown_image_still_passes_qemu_check() {
         &raw[(599 * MIB) as usize..(599 * MIB) as usize + 4096],
         &pattern(4096, 8)[..]
     );
+}
+
+#[test]
+fn coalesced_chain_reads_identically_in_qemu() {
+    let qemu_img = tool("qemu-img", "qemu-utils");
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.vhd");
+    let leaf = dir.path().join("leaf.vhd");
+    let size = 10 * MIB;
+    let mut model = vec![0u8; size as usize];
+    let mut disk = create_dynamic_file(&base, size).unwrap();
+    write_patterns(&mut disk, &mut model);
+    drop(disk);
+    snapshot(&base, &leaf).unwrap();
+    let mut chain = open_chain(&leaf, true).unwrap();
+    for (offset, len, seed) in [
+        (700u64, 5000usize, 11u32),
+        (4 * MIB - 3, 2 * MIB as usize, 12),
+    ] {
+        let data = pattern(len, seed);
+        chain.write_at(offset, &data).unwrap();
+        model[offset as usize..offset as usize + len].copy_from_slice(&data);
+    }
+    chain.flush().unwrap();
+    drop(chain);
+    let copied = coalesce_file(&leaf).unwrap();
+    assert!(copied >= 5000 + 2 * MIB, "copied {copied}");
+    let raw = convert_to_raw(&qemu_img, &base, &dir.path().join("base.raw"));
+    assert!(
+        raw == model,
+        "coalesced parent differs from the chain's content"
+    );
+    assert!(vhd::check(&FileIo::open(&base).unwrap()).unwrap().is_ok());
 }
