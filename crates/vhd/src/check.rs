@@ -10,7 +10,7 @@ use crate::batmap::{Batmap, BATMAP_HEADER_SIZE};
 use crate::bitmap;
 use crate::disk::MAX_BAT_ENTRIES;
 use crate::error::Result;
-use crate::footer::{DiskType, Footer, FOOTER_SIZE};
+use crate::footer::{DiskType, Footer, FEATURE_RESERVED, FOOTER_SIZE};
 use crate::header::{DynamicHeader, HEADER_SIZE};
 use crate::io::BlockIo;
 use crate::locator;
@@ -64,6 +64,18 @@ pub fn check<I: BlockIo>(io: &I) -> Result<CheckReport> {
     if footer.current_size % SECTOR_SIZE != 0 {
         report.add("virtual size is not a multiple of 512");
     }
+    if footer.features & FEATURE_RESERVED == 0 {
+        report.add("footer reserved feature bit is clear");
+    }
+    if footer.hidden > 1 {
+        report.add(format!(
+            "footer hidden byte is {}, not 0 or 1",
+            footer.hidden
+        ));
+    }
+    if footer.uuid.is_nil() {
+        report.add("footer uuid is nil");
+    }
     match footer.disk_type {
         DiskType::Fixed => {
             if footer.current_size > footer_offset {
@@ -109,6 +121,14 @@ fn check_sparse<I: BlockIo>(
             return Ok(());
         }
     };
+    if header.table_offset % SECTOR_SIZE != 0 {
+        report.add("BAT offset is not sector aligned");
+    }
+    if footer.disk_type != DiskType::Differencing
+        && (!header.parent_uuid.is_nil() || header.locators.iter().any(|l| l.code != 0))
+    {
+        report.add("dynamic disk carries parent uuid or parent locators");
+    }
     let entries = header.max_table_entries;
     if entries > MAX_BAT_ENTRIES {
         report.add(format!(
@@ -245,6 +265,11 @@ fn check_locators<I: BlockIo>(
             continue;
         }
         let space = entry.space_bytes();
+        if space == 0 || entry.data_len == 0 || entry.reserved != 0 {
+            report.add(format!(
+                "parent locator {slot} has bad space, length or reserved field"
+            ));
+        }
         let end = entry
             .data_offset
             .checked_add(space.max(u64::from(entry.data_len)));
@@ -266,8 +291,16 @@ fn check_locators<I: BlockIo>(
         let len = u64::from(entry.data_len).min(space);
         let mut data = vec![0u8; len as usize];
         io.read_at(entry.data_offset, &mut data)?;
-        if locator::decode(code, &data).is_some() {
+        if let Some(path) = locator::decode(code, &data) {
             usable += 1;
+            // blktap insists that every locator names the file the header names.
+            let file = path.rsplit('/').next().unwrap_or_default();
+            if file != header.parent_name() {
+                report.add(format!(
+                    "parent locator {slot} names {file:?} but the header names {:?}",
+                    header.parent_name()
+                ));
+            }
         } else {
             report.add(format!("parent locator {slot} does not decode"));
         }
@@ -342,6 +375,39 @@ mod tests {
         let report = check(&io).unwrap();
         assert!(
             report.problems.iter().any(|p| p.contains("block 2 full")),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn differencing_disk_with_consistent_locators_is_clean() {
+        let link = crate::ParentLink {
+            uuid: uuid::Uuid::new_v4(),
+            timestamp: 0,
+            name: "p.vhd".into(),
+            relative: "../sr/p.vhd".into(),
+            absolute: "/sr/p.vhd".into(),
+        };
+        let io = MemIo::new();
+        Disk::create_differencing(io.clone(), 2 << 20, &link).unwrap();
+        let report = check(&io).unwrap();
+        assert!(report.is_ok(), "{report}");
+    }
+
+    #[test]
+    fn locator_naming_another_file_is_reported() {
+        let link = crate::ParentLink {
+            uuid: uuid::Uuid::new_v4(),
+            timestamp: 0,
+            name: "p.vhd".into(),
+            relative: "q.vhd".into(),
+            absolute: "/sr/p.vhd".into(),
+        };
+        let io = MemIo::new();
+        Disk::create_differencing(io.clone(), 2 << 20, &link).unwrap();
+        let report = check(&io).unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains("\"q.vhd\"")),
             "{report}"
         );
     }
