@@ -1,6 +1,6 @@
 //! Local password authentication of `root` for the embedded default (PAM replaces it when
 //! installed): the password is stored only as an argon2 hash in the state directory.
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -70,9 +70,7 @@ impl Auth {
     }
 
     fn digest(&self, password: &str) -> u64 {
-        let mut h = self.keys.build_hasher();
-        password.hash(&mut h);
-        h.finish()
+        self.keys.hash_one(password)
     }
 }
 
