@@ -73,7 +73,13 @@ start() {
         >"$XS_DIR/stdout.log" 2>&1 </dev/null 9>&- &
     echo $! >"$PIDF"
     for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
-    [ -S "$SOCK" ] || { cat "$XS_DIR/stdout.log" >&2; exit 1; }
+    if [ ! -S "$SOCK" ]; then
+        echo "$BIN did not create $SOCK within 5s; its output:" >&2
+        cat "$XS_DIR/stdout.log" >&2
+        kill "$(cat "$PIDF")" 2>/dev/null || true
+        rm -f "$PIDF"
+        exit 1
+    fi
     echo "$SOCK"
 }
 

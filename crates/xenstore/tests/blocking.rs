@@ -65,7 +65,9 @@ fn permissions_round_trip() {
     xs.write(&path, "x").unwrap();
     let default = xs.get_perms(&path).unwrap();
     assert_eq!(default, Permissions::new(0, Access::None));
-    let wanted = Permissions::new(0, Access::Read).with(5, Access::Both).with(7, Access::Write);
+    let wanted = Permissions::new(0, Access::Read)
+        .with(5, Access::Both)
+        .with(7, Access::Write);
     xs.set_perms(&path, &wanted).unwrap();
     assert_eq!(xs.get_perms(&path).unwrap(), wanted);
 }
@@ -146,7 +148,10 @@ fn watch_fires_on_write_and_on_rm_of_a_child() {
     xs.mkdir(&base).unwrap();
     let watch = xs.watch(&base, "w-blocking").unwrap();
     let first = watch.recv_timeout(WAIT).unwrap();
-    assert_eq!((first.path.as_str(), first.token.as_str()), (base.as_str(), "w-blocking"));
+    assert_eq!(
+        (first.path.as_str(), first.token.as_str()),
+        (base.as_str(), "w-blocking")
+    );
 
     let child = format!("{base}/child");
     xs.write(&child, "v").unwrap();
@@ -157,8 +162,13 @@ fn watch_fires_on_write_and_on_rm_of_a_child() {
     watch.unwatch().unwrap();
     xs.write(&child, "again").unwrap();
     // A later watch with the same token sees only its own first firing.
-    let again = xs.watch(&format!("{base}/elsewhere"), "w-blocking").unwrap();
-    assert_eq!(again.recv_timeout(WAIT).unwrap().path, format!("{base}/elsewhere"));
+    let again = xs
+        .watch(&format!("{base}/elsewhere"), "w-blocking")
+        .unwrap();
+    assert_eq!(
+        again.recv_timeout(WAIT).unwrap().path,
+        format!("{base}/elsewhere")
+    );
     assert!(again.recv_timeout(Duration::from_millis(200)).is_none());
 }
 

@@ -20,8 +20,8 @@ fn state_dir() -> PathBuf {
 }
 
 fn start() -> Result<PathBuf, String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/xen/xenstored-userspace.sh");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/xen/xenstored-userspace.sh");
     let dir = state_dir();
     let socket = dir.join("socket");
     let output = Command::new("bash")
