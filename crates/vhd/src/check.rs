@@ -139,11 +139,14 @@ fn check_sparse<I: BlockIo>(
     if u64::from(entries) * u64::from(header.block_size) < footer.current_size {
         report.add("BAT too small for the virtual size");
     }
-    let table_end = header.table_offset + u64::from(entries) * 4;
-    if table_end > footer_offset {
+    let Some(table_end) = header
+        .table_offset
+        .checked_add(u64::from(entries) * 4)
+        .filter(|end| *end <= footer_offset)
+    else {
         report.add("BAT outside the file");
         return Ok(());
-    }
+    };
     let mut raw = vec![0u8; (u64::from(entries) * 4) as usize];
     io.read_at(header.table_offset, &mut raw)?;
     let bat = Bat::parse(&raw, entries);
@@ -408,6 +411,20 @@ mod tests {
         let report = check(&io).unwrap();
         assert!(
             report.problems.iter().any(|p| p.contains("\"q.vhd\"")),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn bat_offset_near_the_top_of_the_address_space_is_reported() {
+        let (io, disk) = written();
+        let mut header = disk.header().unwrap().clone();
+        header.table_offset = u64::MAX - 3;
+        let mut bytes = io.to_vec();
+        bytes[512..1536].copy_from_slice(&header.to_bytes());
+        let report = check(&MemIo::from_vec(bytes)).unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains("BAT outside")),
             "{report}"
         );
     }

@@ -470,6 +470,20 @@ mod tests {
     }
 
     #[test]
+    fn virtual_size_is_current_size_even_when_chs_says_less() {
+        let (disk, io) = dynamic(10 << 20);
+        let mut footer = disk.footer().clone();
+        footer.creator_app = *b"vpc ";
+        let mut bytes = io.to_vec();
+        let end = bytes.len();
+        bytes[..512].copy_from_slice(&footer.to_bytes());
+        bytes[end - 512..].copy_from_slice(&footer.to_bytes());
+        let disk = Disk::open(MemIo::from_vec(bytes)).unwrap();
+        assert_eq!(disk.size(), 10 << 20);
+        assert_eq!(disk.chs_size(), 301 * 4 * 17 * 512);
+    }
+
+    #[test]
     fn tiny_file_is_an_error() {
         assert!(Disk::open(MemIo::from_vec(vec![0; 100])).is_err());
     }

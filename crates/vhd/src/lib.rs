@@ -29,6 +29,17 @@
 //! value in `Current Size`, so both conventions agree there; [`Disk::chs_size`] exposes the CHS
 //! reading for callers that need it.
 
+//! # Compatibility, as tested
+//!
+//! - qemu's `vpc` driver (`tests/qemu.rs`) reads our dynamic and fixed images byte for byte, and
+//!   we read and write its images; it has no `check` routine for `vpc`.
+//! - libvhdi (`tests/libvhdi.rs`) reads our headers and follows our differencing chains. Its
+//!   bitmap decoder (20210425 and later) treats a clear sector as allocated when an earlier
+//!   sector of the same bitmap byte is set, so it can misread children whose writes end inside
+//!   a 4 KiB group; the images are correct (blktap and this crate read them right).
+//! - blktap's `vhd-util` (`tests/blktap.rs`, ignored without the tool) checks our images as
+//!   valid, reads our hidden flag, batmap and locators, resolves and coalesces our chains.
+
 mod bat;
 mod batmap;
 mod bitmap;
