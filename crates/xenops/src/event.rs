@@ -90,6 +90,20 @@ pub enum DomainEvent {
 }
 
 impl DomainEvent {
+    /// The domid of the domain the event is about.
+    pub fn domid(&self) -> u32 {
+        match self {
+            DomainEvent::Created { domid, .. }
+            | DomainEvent::StateChanged { domid, .. }
+            | DomainEvent::Shutdown { domid, .. }
+            | DomainEvent::Crashed { domid, .. }
+            | DomainEvent::Destroyed { domid, .. }
+            | DomainEvent::MemoryTargetReached { domid, .. }
+            | DomainEvent::GuestAgentUpdated { domid, .. }
+            | DomainEvent::DeviceStateChanged { domid, .. } => *domid,
+        }
+    }
+
     /// The VM the event is about.
     pub fn uuid(&self) -> Uuid {
         match self {

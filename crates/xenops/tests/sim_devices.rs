@@ -1,5 +1,7 @@
 //! Devices, consoles and guest agent data on the simulated host.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
 use std::time::Duration;
 
 use uuid::Uuid;

@@ -1,5 +1,7 @@
 //! Fault injection on the simulated host, from `sim-*` keys and from `SimHost::inject`.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,7 @@
 //! Domain lifecycle on the simulated host: every transition and the errors around it.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
 use std::time::Duration;
 
 use uuid::Uuid;

@@ -2,6 +2,8 @@
 //! every step against a simple model of states, free memory and domain counts. The random
 //! numbers come from a fixed-seed SplitMix64, so a failure names a reproducible seed.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! The simulated host's state across daemon restarts.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
 use std::time::Duration;
 
 use uuid::Uuid;

@@ -1,5 +1,7 @@
 //! Single-step and delayed timing on the simulated host.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a panic is the failure report.
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

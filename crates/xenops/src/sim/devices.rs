@@ -236,11 +236,11 @@ impl Engine {
         self.run_steps(true, &[label], uuid, |_, table, changes| {
             check(table)?;
             let domain = table.get_mut(uuid)?;
+            changes.touch(domain.domid);
             let (_, dev) = device_mut(domain, DeviceKind::Vbd, device)?;
             if let DeviceSpec::Vbd(vbd) = &mut dev.spec {
                 vbd.backend = media.cloned();
             }
-            changes.touch();
             Ok(Flow::Next)
         })
     }
@@ -266,7 +266,7 @@ impl Engine {
             };
             let new = ConsoleInfo { protocol, location };
             domain.consoles.push(new.clone());
-            changes.touch();
+            changes.touch(domain.domid);
             console = Some(new);
             Ok(Flow::Next)
         })?;

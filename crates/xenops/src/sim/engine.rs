@@ -5,7 +5,7 @@
 //! another caller may have changed the domain in between. Device operations live in
 //! `devices.rs`. Nothing here knows about XenAPI.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,24 +27,40 @@ use crate::domain::{
 use crate::error::{Result, XenopsError};
 use crate::event::{DomainEvent, EventBus};
 
-/// What one step changed: events to publish and whether the table must be saved.
+/// What one step changed: events to publish and what must be saved.
 #[derive(Debug, Default)]
 pub struct Changes {
     events: Vec<DomainEvent>,
-    dirty: bool,
+    dirty: Dirty,
 }
 
 impl Changes {
-    /// Record an event (and mark the table changed).
+    /// Record an event (and mark its domain changed; a new domain also moves the domid
+    /// counter in the host record).
     pub fn emit(&mut self, event: DomainEvent) {
+        self.dirty.domains.insert(event.domid());
+        if let DomainEvent::Created { .. } = event {
+            self.dirty.host = true;
+        }
         self.events.push(event);
-        self.dirty = true;
     }
 
-    /// Mark the table changed without an event.
-    pub fn touch(&mut self) {
-        self.dirty = true;
+    /// Mark a domain changed without an event.
+    pub fn touch(&mut self, domid: u32) {
+        self.dirty.domains.insert(domid);
     }
+
+    /// Mark the host record (domid counter, pending start failures) changed.
+    pub fn touch_host(&mut self) {
+        self.dirty.host = true;
+    }
+}
+
+/// What must be written to the state store.
+#[derive(Debug, Default)]
+struct Dirty {
+    host: bool,
+    domains: BTreeSet<u32>,
 }
 
 /// Whether a multi-step operation goes on.
@@ -75,11 +91,16 @@ impl Engine {
     /// An engine over the table in `store` (or a fresh one), with its timers re-armed.
     pub fn new(config: SimConfig, store: Option<Store>) -> Result<Self> {
         let boot_id = config.boot_id.clone().or_else(current_boot_id);
+        let corrupt = |e: serde_json::Error| XenopsError::State(format!("unreadable state: {e}"));
         let loaded = match store.as_ref().map(Store::load).transpose()?.flatten() {
-            Some(bytes) => Some(
-                serde_json::from_slice::<Table>(&bytes)
-                    .map_err(|e| XenopsError::State(format!("unreadable state file: {e}")))?,
-            ),
+            Some((host, domains)) => {
+                let mut table: Table = serde_json::from_slice(&host).map_err(corrupt)?;
+                for bytes in domains {
+                    let domain: SimDomain = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                    table.domains.insert(domain.domid, domain);
+                }
+                Some(table)
+            }
             None => None,
         };
         let mut table = match loaded {
@@ -117,7 +138,17 @@ impl Engine {
             store,
         };
         let table = engine.lock();
-        engine.persist(&table)?;
+        if let Some(store) = &engine.store {
+            store.clear_domains()?;
+        }
+        let everything = Dirty {
+            host: true,
+            domains: table.domains.keys().copied().collect(),
+        };
+        engine.persist(&table, &everything)?;
+        if let Some(store) = &engine.store {
+            store.compact()?;
+        }
         for d in table.domains.values() {
             for timer in &d.timers {
                 engine.timers.schedule(
@@ -152,22 +183,30 @@ impl Engine {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn persist(&self, table: &Table) -> Result<()> {
+    /// Write what changed: each changed domain's record (or remove it if the domain is
+    /// gone), then the host record.
+    fn persist(&self, table: &Table, dirty: &Dirty) -> Result<()> {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        let bytes = serde_json::to_vec(table)
-            .map_err(|e| XenopsError::State(format!("cannot encode state: {e}")))?;
-        store.save(&bytes)
+        let encode = |e: serde_json::Error| XenopsError::State(format!("cannot encode state: {e}"));
+        for domid in &dirty.domains {
+            match table.domains.get(domid) {
+                Some(domain) => {
+                    store.save_domain(*domid, &serde_json::to_vec(domain).map_err(encode)?)?
+                }
+                None => store.remove_domain(*domid)?,
+            }
+        }
+        if dirty.host {
+            store.save_host(&serde_json::to_vec(table).map_err(encode)?)?;
+        }
+        Ok(())
     }
 
     /// Save (if anything changed), publish the events and wake waiters.
     pub fn commit(&self, table: &Table, changes: Changes) -> Result<()> {
-        let saved = if changes.dirty {
-            self.persist(table)
-        } else {
-            Ok(())
-        };
+        let saved = self.persist(table, &changes.dirty);
         for event in changes.events {
             self.bus.publish(event);
         }
@@ -328,7 +367,7 @@ impl Engine {
         self.run_steps(true, &[label], &config.uuid, |_, table, changes| {
             check(table)?;
             if table.fail_next_start.remove(&config.uuid) {
-                changes.touch();
+                changes.touch_host();
                 return Err(XenopsError::BootFailure("simulated start failure".into()));
             }
             if faults.fail_start {
@@ -624,7 +663,7 @@ impl Engine {
             let domain = table.get_mut(uuid)?;
             domain.vcpus_online = n_vcpus;
             domain.write_vcpu_nodes();
-            changes.touch();
+            changes.touch(domain.domid);
             Ok(Flow::Next)
         })
     }
@@ -656,7 +695,7 @@ impl Engine {
             let domain = table.get_mut(uuid)?;
             domain.memory_target = bytes;
             domain.write_memory_nodes();
-            changes.touch();
+            changes.touch(domain.domid);
             if instant {
                 apply_balloon(domain, changes);
             } else if !domain.faults.ignore_balloon {
@@ -684,7 +723,7 @@ impl Engine {
             }
             table.fail_next_start.insert(*uuid);
             let mut changes = Changes::default();
-            changes.touch();
+            changes.touch_host();
             return self.commit(&table, changes);
         }
         let domid = self.lock().get(uuid)?.domid;
@@ -723,7 +762,7 @@ impl Engine {
                     }
                     Fault::GuestShutdown(_) | Fault::FailNextStart => {}
                 }
-                changes.touch();
+                changes.touch(domain.domid);
                 if balloon {
                     apply_balloon(domain, changes);
                 }
@@ -737,7 +776,7 @@ impl Engine {
         self.run_steps(false, &["xenstore"], uuid, |_, table, changes| {
             let domain = table.get_mut(uuid)?;
             if domain.xenstore.write(path, value) {
-                changes.touch();
+                changes.touch(domain.domid);
                 if is_guest_data(path) {
                     changes.emit(DomainEvent::GuestAgentUpdated {
                         uuid: *uuid,
@@ -805,7 +844,7 @@ fn apply_boot(domain: &mut SimDomain, changes: &mut Changes) {
         return;
     }
     domain.guest_up = true;
-    changes.touch();
+    changes.touch(domain.domid);
     for i in domain.connect_frontends() {
         changes.emit(device_changed(domain, i));
     }
@@ -853,7 +892,7 @@ fn apply_crash(domain: &mut SimDomain, changes: &mut Changes) {
 fn forget_timer(domain: &mut SimDomain, action: TimerAction, changes: &mut Changes) {
     if let Some(i) = domain.timers.iter().position(|t| t.action == action) {
         domain.timers.remove(i);
-        changes.touch();
+        changes.touch(domain.domid);
     }
 }
 

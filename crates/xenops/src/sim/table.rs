@@ -226,7 +226,8 @@ pub struct Table {
     pub dom0_uuid: Uuid,
     /// The next domid to hand out.
     pub next_domid: u32,
-    /// Domains by domid.
+    /// Domains by domid (stored one record each, not with the host record).
+    #[serde(skip)]
     pub domains: BTreeMap<u32, SimDomain>,
     /// VMs whose next `create` fails.
     pub fail_next_start: BTreeSet<Uuid>,
@@ -326,16 +327,20 @@ impl Table {
             .filter(|d| d.config.uuid == *uuid)
     }
 
-    /// Hand out the next domid.
+    /// Hand out the next domid. Like Xen, the counter only wraps (skipping domids in use)
+    /// once it reaches the reserved range, so a domid is not reused for ~32,000 creates.
     pub fn allocate_domid(&mut self) -> Result<u32> {
-        let domid = self.next_domid;
-        if domid >= DOMID_FIRST_RESERVED {
-            return Err(XenopsError::BootFailure(
-                "no domids left in this boot".into(),
-            ));
+        for _ in 1..DOMID_FIRST_RESERVED {
+            if self.next_domid >= DOMID_FIRST_RESERVED || self.next_domid == 0 {
+                self.next_domid = 1;
+            }
+            let domid = self.next_domid;
+            self.next_domid += 1;
+            if !self.domains.contains_key(&domid) {
+                return Ok(domid);
+            }
         }
-        self.next_domid += 1;
-        Ok(domid)
+        Err(XenopsError::BootFailure("every domid is in use".into()))
     }
 
     /// Add a built domain.
@@ -398,14 +403,31 @@ mod tests {
     }
 
     #[test]
-    fn domids_stop_before_the_reserved_range() {
+    fn domids_wrap_before_the_reserved_range_and_skip_those_in_use() {
         let mut table = Table::new(Uuid::new_v4(), None);
+        assert_eq!(table.allocate_domid().unwrap(), 1);
+        let mut running = SimDomain {
+            domid: 1,
+            config: DomainConfig::new_pv(Uuid::new_v4(), "t", 1 << 30),
+            state: DomainState::Running,
+            memory_actual: 1,
+            memory_target: 1,
+            vcpus_online: 1,
+            booted: true,
+            guest_up: true,
+            devices: Vec::new(),
+            consoles: Vec::new(),
+            xenstore: Xenstore::default(),
+            faults: Faults::default(),
+            timers: Vec::new(),
+        };
+        table.insert(running.clone());
+        running.domid = 2;
+        running.config.uuid = Uuid::new_v4();
+        table.insert(running);
         table.next_domid = DOMID_FIRST_RESERVED - 1;
         assert_eq!(table.allocate_domid().unwrap(), DOMID_FIRST_RESERVED - 1);
-        assert!(matches!(
-            table.allocate_domid(),
-            Err(XenopsError::BootFailure(_))
-        ));
+        assert_eq!(table.allocate_domid().unwrap(), 3);
     }
 
     #[test]
