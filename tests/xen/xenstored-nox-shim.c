@@ -8,13 +8,17 @@
  *    event-channel fd is a pipe that never becomes readable;
  *  - domain queries report "no domains";
  *  - when $XENSTORED_PATH is set, the hard-coded socket path
- *    /var/run/xenstored/socket is redirected there (bind, unlink, chmod), so
- *    tests need no write access to /run and never clash with a real xenstored.
+ *    /var/run/xenstored/socket is redirected there (bind, unlink, chmod) and
+ *    the rest of /var/run/xenstored (the db dumped on exit) to its directory
+ *    (mkdir, open64), so tests need no write access to /run and never clash
+ *    with a real xenstored.
  * Nothing guest-facing (rings, grant maps, introduce) can work this way.
  * Build: gcc -shared -fPIC -O2 -o xenstored-nox-shim.so xenstored-nox-shim.c -ldl */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -27,19 +31,37 @@
 
 static char fake_xc, fake_evtchn;
 
-/* The path oxenstored 4.17 compiles in for its listening socket. */
+/* The run directory and socket oxenstored 4.17 compiles in. */
+static const char builtin_rundir[] = "/var/run/xenstored";
 static const char builtin_socket[] = "/var/run/xenstored/socket";
 
-/* Returns the replacement for `path` if it names the built-in socket and
- * XENSTORED_PATH asks for another one, otherwise `path` itself. */
-static const char *redirect(const char *path)
+/* Returns where `path` should really go: the built-in socket becomes
+ * $XENSTORED_PATH and anything else under the built-in run directory (the db
+ * dumped on exit) moves next to it.  Without XENSTORED_PATH, or for other
+ * paths, returns `path` itself.  `buf` holds rewritten paths. */
+static const char *redirect(const char *path, char *buf, size_t len)
 {
     const char *want = getenv("XENSTORED_PATH");
+    const char *rest, *slash;
+    size_t dirlen;
     if (!path || !want || !*want)
         return path;
-    if (strcmp(path, builtin_socket) == 0 || strcmp(path, builtin_socket + 4) == 0)
+    rest = strncmp(path, builtin_rundir, sizeof(builtin_rundir) - 1) == 0
+        ? path + sizeof(builtin_rundir) - 1
+        : strncmp(path, builtin_rundir + 4, sizeof(builtin_rundir) - 5) == 0
+        ? path + sizeof(builtin_rundir) - 5
+        : NULL;
+    if (!rest || (*rest && *rest != '/'))
+        return path;
+    if (strcmp(rest, builtin_socket + sizeof(builtin_rundir) - 1) == 0)
         return want;
-    return path;
+    slash = strrchr(want, '/');
+    dirlen = slash ? (size_t)(slash - want) : 0;
+    if (dirlen + strlen(rest) + 1 > len)
+        return path;
+    memcpy(buf, want, dirlen);
+    strcpy(buf + dirlen, rest);
+    return buf;
 }
 
 int bind(int fd, const struct sockaddr *addr, socklen_t len)
@@ -49,7 +71,8 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
         real = dlsym(RTLD_NEXT, "bind");
     if (addr && addr->sa_family == AF_UNIX) {
         const struct sockaddr_un *un = (const struct sockaddr_un *)addr;
-        const char *path = redirect(un->sun_path);
+        char buf[sizeof(un->sun_path)];
+        const char *path = redirect(un->sun_path, buf, sizeof(buf));
         if (path != un->sun_path) {
             struct sockaddr_un moved;
             if (strlen(path) >= sizeof(moved.sun_path)) {
@@ -71,7 +94,8 @@ int unlink(const char *path)
     static int (*real)(const char *);
     if (!real)
         real = dlsym(RTLD_NEXT, "unlink");
-    return real(redirect(path));
+    char buf[4096];
+    return real(redirect(path, buf, sizeof(buf)));
 }
 
 int chmod(const char *path, mode_t mode)
@@ -79,7 +103,33 @@ int chmod(const char *path, mode_t mode)
     static int (*real)(const char *, mode_t);
     if (!real)
         real = dlsym(RTLD_NEXT, "chmod");
-    return real(redirect(path), mode);
+    char buf[4096];
+    return real(redirect(path, buf, sizeof(buf)), mode);
+}
+
+int mkdir(const char *path, mode_t mode)
+{
+    static int (*real)(const char *, mode_t);
+    char buf[4096];
+    if (!real)
+        real = dlsym(RTLD_NEXT, "mkdir");
+    return real(redirect(path, buf, sizeof(buf)), mode);
+}
+
+int open64(const char *path, int flags, ...)
+{
+    static int (*real)(const char *, int, ...);
+    char buf[4096];
+    mode_t mode = 0;
+    if (!real)
+        real = dlsym(RTLD_NEXT, "open64");
+    if (flags & (O_CREAT | O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
+    return real(redirect(path, buf, sizeof(buf)), flags, mode);
 }
 static int fake_fds[2] = { -1, -1 };
 

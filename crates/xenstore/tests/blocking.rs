@@ -210,6 +210,7 @@ fn directory_larger_than_one_payload_is_listed_whole() {
     let names = xs.directory(&base).unwrap();
     assert_eq!(names.len(), 600);
     assert!(names.iter().map(String::len).sum::<usize>() + names.len() > 4096);
+    xs.rm(&base).unwrap();
 }
 
 #[test]
@@ -240,4 +241,5 @@ fn threads_share_one_client() {
         }
     });
     assert_eq!(xs.directory(&base).unwrap().len(), 8);
+    xs.rm(&base).unwrap();
 }

@@ -85,6 +85,7 @@ async fn many_pipelined_requests_are_matched_to_their_replies() {
     }
     eprintln!("{} pipelined requests in {:?}", 2 * N, started.elapsed());
     assert_eq!(xs.directory(&base).await.unwrap().len(), N);
+    xs.rm(&base).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,6 +113,7 @@ async fn concurrent_tasks_share_one_connection() {
         done.unwrap();
     }
     assert_eq!(xs.directory(&base).await.unwrap().len(), 16);
+    xs.rm(&base).await.unwrap();
 }
 
 #[tokio::test]
