@@ -181,7 +181,18 @@ pub(crate) fn connect_threads(endpoint: &Endpoint) -> Result<Conn> {
 
 /// Opens a unix socket and drives it with two tokio tasks on the current runtime.
 pub(crate) async fn connect_tokio(path: &Path) -> Result<Conn> {
-    let stream = tokio::net::UnixStream::connect(path).await?;
+    // A non-blocking connect fails with EAGAIN while xenstored's listen backlog is
+    // full (it is small, and a busy daemon accepts late); a blocking connect
+    // waits for room instead, so connect on a blocking thread and convert.
+    let path = path.to_owned();
+    let stream = tokio::task::spawn_blocking(move || {
+        let stream = UnixStream::connect(path)?;
+        stream.set_nonblocking(true)?;
+        Ok::<_, io::Error>(stream)
+    })
+    .await
+    .map_err(|_| XsError::Disconnected)??;
+    let stream = tokio::net::UnixStream::from_std(stream)?;
     let (mut reader, mut writer) = stream.into_split();
     let shared = Arc::new(Shared::default());
     let (frames_in, mut frames) = mpsc::unbounded_channel::<Vec<u8>>();
