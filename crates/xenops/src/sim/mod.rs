@@ -17,8 +17,9 @@
 //! - **faults** from `sim-*` keys in the build description or `SimHost::inject` (see
 //!   `fault.rs`): failed starts, crashes, self-shutdowns, ignored shutdown requests, ignored
 //!   balloon targets, devices the guest will not release;
-//! - **persistence**: `SimHost::open` keeps the domain table in a file rewritten atomically on
-//!   every change, so a restarted daemon finds its domains running with the same domids.
+//! - **persistence**: `SimHost::open` keeps the domain table in a snapshot plus a journal
+//!   appended on every change (see `store.rs`), so a restarted daemon finds its domains
+//!   running with the same domids; a state file from another kernel boot is a host reboot.
 //!
 //! Domain lifecycle (each arrow is one transition, i.e. one `step` in single-step mode):
 //!
@@ -130,7 +131,8 @@ pub struct SimConfig {
     pub max_vcpus: u32,
     /// How long transitions take.
     pub timing: Timing,
-    /// fsync the state file on every change (the rename is atomic either way).
+    /// fsync the journal on every change (off by default: the records are crash-safe against
+    /// a killed daemon without it, and after a power loss the host has rebooted anyway).
     pub fsync: bool,
     /// The boot id to record; `None` reads the kernel's. A state file from another boot id
     /// is a host that rebooted: no domains survive.
