@@ -1,0 +1,225 @@
+//! One blocking HTTP/1.1 keep-alive connection to a XenAPI server over TCP, TLS or a unix
+//! socket. Owns framing only: it never looks inside request or response bodies.
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::tofu::TrustStore;
+
+/// Where the server is.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Plain HTTP (`--nossl`).
+    Http { host: String, port: u16 },
+    /// HTTPS, with the server certificate checked against the trust store.
+    Https {
+        host: String,
+        port: u16,
+        /// `--no-verify`: accept any certificate (tests only).
+        no_verify: bool,
+    },
+    /// The local daemon's unix socket.
+    Unix(PathBuf),
+}
+
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+/// A lazily opened connection that is reopened once if the server dropped it.
+pub struct Connection {
+    target: Target,
+    conn: Option<BufReader<Box<dyn Stream>>>,
+}
+
+/// Largest response body accepted (the codec applies its own limits after this).
+const MAX_BODY: usize = 256 << 20;
+
+impl Connection {
+    /// A connection to `target`; nothing is opened until the first request.
+    pub fn new(target: Target) -> Connection {
+        Connection { target, conn: None }
+    }
+
+    fn open(&self) -> Result<Box<dyn Stream>, String> {
+        match &self.target {
+            Target::Http { host, port } => {
+                let s = tcp(host, *port)?;
+                Ok(Box::new(s))
+            }
+            Target::Unix(path) => UnixStream::connect(path)
+                .map(|s| Box::new(s) as Box<dyn Stream>)
+                .map_err(|e| format!("{e} (connecting to {})", path.display())),
+            Target::Https {
+                host,
+                port,
+                no_verify,
+            } => {
+                let s = tcp(host, *port)?;
+                let store = TrustStore::new(host, *port, *no_verify);
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(store))
+                .with_no_client_auth();
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| format!("invalid server name {host}: {e}"))?;
+                let conn = rustls::ClientConnection::new(Arc::new(config), name)
+                    .map_err(|e| e.to_string())?;
+                Ok(Box::new(rustls::StreamOwned::new(conn, s)))
+            }
+        }
+    }
+
+    /// POSTs `body` to `path` and returns the response body of a 200 reply.
+    pub fn post(&mut self, path: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+        let reused = self.conn.is_some();
+        match self.post_once(path, content_type, body) {
+            Ok(r) => Ok(r),
+            Err(_) if reused => {
+                // A kept-alive connection may have been closed by the server meanwhile.
+                self.conn = None;
+                self.post_once(path, content_type, body)
+            }
+            Err(e) => {
+                self.conn = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn post_once(&mut self, path: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+        if self.conn.is_none() {
+            self.conn = Some(BufReader::new(self.open()?));
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err("not connected".into());
+        };
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: xe-cli/xapi-rs\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            host_header(&self.target),
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        let io = |e: std::io::Error| e.to_string();
+        conn.get_mut().write_all(&req).map_err(io)?;
+        conn.get_mut().flush().map_err(io)?;
+        let (status, close, reply) = read_reply(conn)?;
+        if close {
+            self.conn = None;
+        }
+        if status != 200 {
+            return Err(format!(
+                "server replied HTTP {status}: {}",
+                String::from_utf8_lossy(&reply).trim()
+            ));
+        }
+        Ok(reply)
+    }
+}
+
+fn tcp(host: &str, port: u16) -> Result<TcpStream, String> {
+    let s = TcpStream::connect((host, port))
+        .map_err(|e| format!("{e} (connecting to {host}:{port})"))?;
+    // Requests are small and synchronous: Nagle would add a round trip per call.
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+fn host_header(target: &Target) -> String {
+    match target {
+        Target::Http { host, .. } | Target::Https { host, .. } => host.clone(),
+        Target::Unix(_) => "localhost".into(),
+    }
+}
+
+/// Reads one response: status, whether the server will close, and the body.
+fn read_reply(conn: &mut BufReader<Box<dyn Stream>>) -> Result<(u16, bool, Vec<u8>), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut line = String::new();
+    if conn.read_line(&mut line).map_err(io)? == 0 {
+        return Err("connection closed by server".into());
+    }
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad HTTP status line {:?}", line.trim_end()))?;
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = line.starts_with("HTTP/1.0");
+    loop {
+        line.clear();
+        if conn.read_line(&mut line).map_err(io)? == 0 {
+            return Err("connection closed in HTTP headers".into());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            let v = v.trim();
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.parse::<usize>().ok();
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = v.eq_ignore_ascii_case("chunked");
+            } else if k.eq_ignore_ascii_case("connection") {
+                close = v.eq_ignore_ascii_case("close");
+            }
+        }
+    }
+    let body = if chunked {
+        read_chunked(conn)?
+    } else if let Some(len) = length {
+        if len > MAX_BODY {
+            return Err(format!("response of {len} bytes is too large"));
+        }
+        let mut body = vec![0; len];
+        conn.read_exact(&mut body).map_err(io)?;
+        body
+    } else {
+        let mut body = Vec::new();
+        conn.take(MAX_BODY as u64)
+            .read_to_end(&mut body)
+            .map_err(io)?;
+        close = true;
+        body
+    };
+    Ok((status, close, body))
+}
+
+fn read_chunked(conn: &mut BufReader<Box<dyn Stream>>) -> Result<Vec<u8>, String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut body = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        conn.read_line(&mut line).map_err(io)?;
+        let size_text = line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        if size == 0 {
+            // Trailers end with an empty line.
+            loop {
+                line.clear();
+                if conn.read_line(&mut line).map_err(io)? == 0 || line.trim().is_empty() {
+                    break;
+                }
+            }
+            return Ok(body);
+        }
+        if body.len() + size > MAX_BODY {
+            return Err("chunked response is too large".into());
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        conn.read_exact(&mut body[start..]).map_err(io)?;
+        line.clear();
+        conn.read_line(&mut line).map_err(io)?;
+    }
+}
