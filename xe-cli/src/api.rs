@@ -61,7 +61,9 @@ impl Api {
             Ok(Response::Fault { code, message }) => Err(CliError::Transport(format!(
                 "XML-RPC fault {code}: {message}"
             ))),
-            Err(e) => Err(CliError::Transport(format!("bad response from server: {e}"))),
+            Err(e) => Err(CliError::Transport(format!(
+                "bad response from server: {e}"
+            ))),
         }
     }
 
@@ -134,13 +136,12 @@ impl Api {
             return Ok(None);
         }
         if !self.tables.contains_key(class) {
-            let table: HashMap<String, Value> = match self
-                .call(&format!("{class}.get_all_records"), Vec::new())
-            {
-                Ok(v) => struct_pairs(v).into_iter().collect(),
-                Err(CliError::Api { .. }) => HashMap::new(),
-                Err(e) => return Err(e),
-            };
+            let table: HashMap<String, Value> =
+                match self.call(&format!("{class}.get_all_records"), Vec::new()) {
+                    Ok(v) => struct_pairs(v).into_iter().collect(),
+                    Err(CliError::Api { .. }) => HashMap::new(),
+                    Err(e) => return Err(e),
+                };
             self.tables.insert(class.to_owned(), table);
         }
         if let Some(rec) = self.tables.get(class).and_then(|t| t.get(r)) {

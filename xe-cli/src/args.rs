@@ -74,10 +74,7 @@ impl ClientOpts {
 }
 
 /// Splits `args` (without argv0) into connection settings and the rest.
-pub fn split_client_args(
-    opts: &mut ClientOpts,
-    args: &[String],
-) -> Result<Vec<String>, CliError> {
+pub fn split_client_args(opts: &mut ClientOpts, args: &[String]) -> Result<Vec<String>, CliError> {
     let mut rest = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -183,8 +180,8 @@ pub fn parse_command(rest: &[String]) -> Result<Option<CommandLine>, CliError> {
         if let Some(flag) = p.strip_prefix("--") {
             params.push((flag.to_owned(), "true".to_owned()));
         } else if p.starts_with('-') {
-            let key = switch_key(p)
-                .ok_or_else(|| CliError::Syntax(format!("Unknown switch: {p}")))?;
+            let key =
+                switch_key(p).ok_or_else(|| CliError::Syntax(format!("Unknown switch: {p}")))?;
             let value = rest
                 .get(i + 1)
                 .ok_or_else(|| CliError::Syntax(format!("Switch {p} requires a parameter")))?;
@@ -242,7 +239,19 @@ mod tests {
     #[test]
     fn client_switches_are_taken_out_and_the_rest_kept_in_order() {
         let (o, rest) = gather(
-            &v(&["vm-list", "-s", "h1", "-p", "8080", "--nossl", "-u", "root", "-pw", "x", "params=uuid"]),
+            &v(&[
+                "vm-list",
+                "-s",
+                "h1",
+                "-p",
+                "8080",
+                "--nossl",
+                "-u",
+                "root",
+                "-pw",
+                "x",
+                "params=uuid",
+            ]),
             None,
             None,
         )
@@ -256,8 +265,12 @@ mod tests {
 
     #[test]
     fn command_line_wins_over_rc_file() {
-        let (o, _) = gather(&v(&["host-list", "-s", "a"]), Some("server=b\nport=99\n"), None)
-            .unwrap();
+        let (o, _) = gather(
+            &v(&["host-list", "-s", "a"]),
+            Some("server=b\nport=99\n"),
+            None,
+        )
+        .unwrap();
         assert_eq!(o.server.as_deref(), Some("a"));
         assert_eq!(o.port, Some(99));
     }

@@ -417,9 +417,9 @@ pub fn parse(api: &mut Api, ty: &Type, name: &str, text: &str) -> Result<Value, 
         })?),
         Type::Enum(e) => {
             let values = model().enums.get(e).cloned().unwrap_or_default();
-            let found = values
-                .iter()
-                .find(|v| v.eq_ignore_ascii_case(text) || enum_text(e, v).eq_ignore_ascii_case(text));
+            let found = values.iter().find(|v| {
+                v.eq_ignore_ascii_case(text) || enum_text(e, v).eq_ignore_ascii_case(text)
+            });
             match found {
                 Some(v) => Value::String(v.clone()),
                 None => {
@@ -476,7 +476,10 @@ mod tests {
         let c = cli_class("network").unwrap();
         assert_eq!(c.field("uuid").unwrap().label(), "uuid ( RO)");
         assert_eq!(c.field("name-label").unwrap().label(), "name-label ( RW)");
-        assert_eq!(c.field("other-config").unwrap().label(), "other-config (MRW)");
+        assert_eq!(
+            c.field("other-config").unwrap().label(),
+            "other-config (MRW)"
+        );
         assert_eq!(c.field("VIF-uuids").unwrap().path.len(), 2);
     }
 

@@ -67,8 +67,13 @@ pub fn print_record(
     Ok(out)
 }
 
-fn list(api: &mut Api, p: &mut Printer, class: &CliClass, cmd: &CommandLine) -> Result<(), CliError> {
-    let all = api.records_where(&class.wire, &class.list_expr)?;
+fn list(
+    api: &mut Api,
+    p: &mut Printer,
+    class: &CliClass,
+    cmd: &CommandLine,
+) -> Result<(), CliError> {
+    let all = list_source(api, class)?;
     let mut filters = class.default_filters.clone();
     filters.extend(
         cmd.params
@@ -88,6 +93,22 @@ fn list(api: &mut Api, p: &mut Printer, class: &CliClass, cmd: &CommandLine) -> 
     }
     p.table(&records);
     Ok(())
+}
+
+/// The records a `-list` starts from: `get_all_records_where(<class expression>)`. A server
+/// that does not understand the expression (only `role` uses one: roles with subroles) is asked
+/// for everything and the same condition is applied here.
+pub fn list_source(api: &mut Api, class: &CliClass) -> Result<Vec<(String, Value)>, CliError> {
+    match api.records_where(&class.wire, &class.list_expr) {
+        Err(CliError::Api { code, .. }) if code == "INVALID_VALUE" && class.list_expr != "true" => {
+            let all = api.records_where(&class.wire, "true")?;
+            Ok(all
+                .into_iter()
+                .filter(|(_, rec)| matches!(rec.get("subroles"), Some(Value::Array(v)) if !v.is_empty()))
+                .collect())
+        }
+        other => other,
+    }
 }
 
 /// The ref and record of the object with `uuid`.
@@ -292,11 +313,12 @@ fn param_remove(api: &mut Api, class: &CliClass, cmd: &CommandLine) -> Result<()
             }
             let name = step_name(f)?;
             let k = fields::parse(api, &map_types(f).0, &f.name, key)?;
-            api.call(&format!("{}.remove_from_{name}", class.wire), vec![s(&r), k])?;
+            api.call(
+                &format!("{}.remove_from_{name}", class.wire),
+                vec![s(&r), k],
+            )?;
         }
-        Kind::Set | Kind::Map => {
-            return Err(fail("Cannot remove parameters from read-only map"))
-        }
+        Kind::Set | Kind::Map => return Err(fail("Cannot remove parameters from read-only map")),
         Kind::Scalar => return Err(fail("Can only remove from parameters of type Set or Map")),
     }
     api.invalidate();
@@ -323,7 +345,10 @@ fn param_clear(api: &mut Api, class: &CliClass, cmd: &CommandLine) -> Result<(),
         }
         Kind::Map if f.has(Cap::ClearMap) || f.has(Cap::SetMap) => {
             let name = step_name(f)?;
-            api.call(&format!("{wire}.set_{name}"), vec![s(&r), Value::Struct(Vec::new())])?;
+            api.call(
+                &format!("{wire}.set_{name}"),
+                vec![s(&r), Value::Struct(Vec::new())],
+            )?;
         }
         Kind::Map if f.has(Cap::RemoveFromMap) => {
             let name = step_name(f)?;

@@ -72,7 +72,12 @@ pub fn run(p: &mut Printer, cmd: &CommandLine) {
         .params
         .iter()
         .map(|(k, _)| k.as_str())
-        .filter(|k| !matches!(*k, "server" | "username" | "password" | "port" | "minimal" | "all"))
+        .filter(|k| {
+            !matches!(
+                *k,
+                "server" | "username" | "password" | "port" | "minimal" | "all"
+            )
+        })
         .collect();
     if !asked.is_empty() {
         for name in asked {
@@ -83,7 +88,10 @@ pub fn run(p: &mut Printer, cmd: &CommandLine) {
         }
         return;
     }
-    let mut visible: Vec<&Command> = commands().iter().filter(|c| !c.has_flag("Hidden")).collect();
+    let mut visible: Vec<&Command> = commands()
+        .iter()
+        .filter(|c| !c.has_flag("Hidden"))
+        .collect();
     visible.sort_by(|a, b| a.name.cmp(&b.name));
     let all = cmd.flag("all");
     if !all {

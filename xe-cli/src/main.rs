@@ -38,7 +38,9 @@ fn default_socket() -> PathBuf {
     let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d).join("xapi-rs"),
         None => {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
             home.join(".local/state/xapi-rs")
         }
     };
@@ -121,12 +123,24 @@ fn run(argv: &[String], rc: Option<&str>, extra: Option<&str>) -> i32 {
     let _ = rest;
     if argv.iter().any(|a| a == "--help" || a == "-help") {
         let mut p = Printer::new(false);
-        help::run(&mut p, &CommandLine { name: "help".into(), params: Vec::new() });
+        help::run(
+            &mut p,
+            &CommandLine {
+                name: "help".into(),
+                params: Vec::new(),
+            },
+        );
         return report(p, Ok(()));
     }
     let Some(cmd) = cmd else {
         let mut p = Printer::new(false);
-        help::run(&mut p, &CommandLine { name: "help".into(), params: Vec::new() });
+        help::run(
+            &mut p,
+            &CommandLine {
+                name: "help".into(),
+                params: Vec::new(),
+            },
+        );
         let (out, _) = p.finish(true);
         eprint!("{out}");
         return 1;

@@ -15,7 +15,12 @@ use crate::select::{self, Family, Obj};
 use crate::table::Command;
 
 /// Runs an explicit command.
-pub fn run(api: &mut Api, p: &mut Printer, spec: &Command, cmd: &CommandLine) -> Result<(), CliError> {
+pub fn run(
+    api: &mut Api,
+    p: &mut Printer,
+    spec: &Command,
+    cmd: &CommandLine,
+) -> Result<(), CliError> {
     let ignore: Vec<String> = spec.reqd.iter().chain(spec.optn.iter()).cloned().collect();
     let vm_op = |api: &mut Api, incl_templates: bool| -> Result<Vec<Obj>, CliError> {
         select::select(api, Family::Vm, cmd, &ignore, false, incl_templates)
@@ -29,17 +34,23 @@ pub fn run(api: &mut Api, p: &mut Printer, spec: &Command, cmd: &CommandLine) ->
                 Some(h) => Some(host_by_name_or_id(api, h)?),
                 None => None,
             };
-            select::run_on(Family::Vm, objs, cmd, true, api, |api, (r, _)| {
-                match &on {
-                    Some(h) => api.call(
-                        "VM.start_on",
-                        vec![s(r), s(h), Value::Bool(paused), Value::Bool(force)],
-                    ),
-                    None => api.call("VM.start", vec![s(r), Value::Bool(paused), Value::Bool(force)]),
-                }
+            select::run_on(Family::Vm, objs, cmd, true, api, |api, (r, _)| match &on {
+                Some(h) => api.call(
+                    "VM.start_on",
+                    vec![s(r), s(h), Value::Bool(paused), Value::Bool(force)],
+                ),
+                None => api.call(
+                    "VM.start",
+                    vec![s(r), Value::Bool(paused), Value::Bool(force)],
+                ),
             })?;
         }
-        "vm-shutdown" | "vm-reboot" | "vm-suspend" | "vm-resume" | "vm-pause" | "vm-unpause"
+        "vm-shutdown"
+        | "vm-reboot"
+        | "vm-suspend"
+        | "vm-resume"
+        | "vm-pause"
+        | "vm-unpause"
         | "vm-reset-powerstate" => {
             let force = cmd.flag("force");
             let objs = vm_op(api, false)?;
@@ -102,11 +113,19 @@ pub fn run(api: &mut Api, p: &mut Printer, spec: &Command, cmd: &CommandLine) ->
         "vm-install" => vm_install(api, p, cmd)?,
         "vm-uninstall" => {
             let objs = vm_op(api, false)?;
+            let objs = select::run_on(Family::Vm, objs, cmd, true, api, |_, o| Ok(o.clone()))?;
             vm_uninstall(api, p, cmd, objs)?;
         }
         "template-uninstall" | "snapshot-uninstall" => {
-            let key = if spec.name == "template-uninstall" { "template-uuid" } else { "snapshot-uuid" };
-            let uuid = cmd.get(key).or(cmd.get("uuid")).ok_or_else(|| CliError::ParamNotFound(key.into()))?;
+            let key = if spec.name == "template-uninstall" {
+                "template-uuid"
+            } else {
+                "snapshot-uuid"
+            };
+            let uuid = cmd
+                .get(key)
+                .or(cmd.get("uuid"))
+                .ok_or_else(|| CliError::ParamNotFound(key.into()))?;
             let r = api.by_uuid("VM", uuid)?;
             let rec = api.call("VM.get_record", vec![s(&r)])?;
             vm_uninstall(api, p, cmd, vec![(r, rec)])?;
@@ -159,48 +178,83 @@ pub fn run(api: &mut Api, p: &mut Printer, spec: &Command, cmd: &CommandLine) ->
         }
         "vm-vif-list" | "vm-disk-list" | "vm-cd-list" => {
             let mut with_multiple = cmd.clone();
-            with_multiple.params.push(("multiple".into(), "true".into()));
+            with_multiple
+                .params
+                .push(("multiple".into(), "true".into()));
             let objs = select::select(api, Family::Vm, cmd, &["params".into()], false, false)?;
             let (class, set, defaults): (&str, &str, Vec<String>) = match spec.name.as_str() {
                 "vm-vif-list" => (
                     "vif",
                     "VIFs",
-                    ["uuid", "device", "MAC", "network-uuid", "network-name-label", "vm-name-label"]
+                    [
+                        "uuid",
+                        "device",
+                        "MAC",
+                        "network-uuid",
+                        "network-name-label",
+                        "vm-name-label",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                ),
+                _ => (
+                    "vbd",
+                    "VBDs",
+                    ["uuid", "vm-name-label", "userdevice", "empty"]
                         .map(String::from)
                         .to_vec(),
                 ),
-                _ => ("vbd", "VBDs", ["uuid", "vm-name-label", "userdevice", "empty"].map(String::from).to_vec()),
             };
             let c = cli_class(class).ok_or_else(|| fail("no CLI class"))?;
             let chosen = generic::chosen_params(cmd, &defaults);
-            let records = select::run_on(Family::Vm, objs, &with_multiple, true, api, |api, (_, rec)| {
-                let mut out = Vec::new();
-                if let Some(Value::Array(items)) = rec.get(set) {
-                    for item in items {
-                        if let Some(r) = item.as_str() {
-                            let sub = api.call(&format!("{}.get_record", c.wire), vec![s(r)])?;
-                            out.push(generic::print_record(api, c, &sub, &chosen, false)?);
+            let records = select::run_on(
+                Family::Vm,
+                objs,
+                &with_multiple,
+                true,
+                api,
+                |api, (_, rec)| {
+                    let mut out = Vec::new();
+                    if let Some(Value::Array(items)) = rec.get(set) {
+                        for item in items {
+                            if let Some(r) = item.as_str() {
+                                let sub =
+                                    api.call(&format!("{}.get_record", c.wire), vec![s(r)])?;
+                                out.push(generic::print_record(api, c, &sub, &chosen, false)?);
+                            }
                         }
                     }
-                }
-                Ok(out)
-            })?;
+                    Ok(out)
+                },
+            )?;
             for r in records {
                 p.table(&r);
             }
         }
         "network-create" => {
             let mtu = match cmd.get("MTU") {
-                Some(m) => m.parse::<i64>().map_err(|_| fail("Parameter MTU must be an integer"))?,
+                Some(m) => m
+                    .parse::<i64>()
+                    .map_err(|_| fail("Parameter MTU must be an integer"))?,
                 None => 1500,
             };
             let rec = Value::Struct(vec![
                 ("name_label".into(), s(cmd.reqd("name-label")?)),
-                ("name_description".into(), s(cmd.get("name-description").unwrap_or(""))),
+                (
+                    "name_description".into(),
+                    s(cmd.get("name-description").unwrap_or("")),
+                ),
                 ("MTU".into(), Value::Int(mtu)),
                 ("other_config".into(), Value::Struct(Vec::new())),
                 ("bridge".into(), s(cmd.get("bridge").unwrap_or(""))),
-                ("managed".into(), Value::Bool(cmd.get("managed").and_then(fields::parse_bool).unwrap_or(true))),
+                (
+                    "managed".into(),
+                    Value::Bool(
+                        cmd.get("managed")
+                            .and_then(fields::parse_bool)
+                            .unwrap_or(true),
+                    ),
+                ),
                 ("tags".into(), Value::Array(Vec::new())),
             ]);
             print_new_uuid(api, p, "network", rec)?;
@@ -227,15 +281,39 @@ pub fn run(api: &mut Api, p: &mut Printer, spec: &Command, cmd: &CommandLine) ->
                 Some(u) => api.by_uuid("VDI", u)?,
                 None => NULL_REF.to_owned(),
             };
-            let ty = match cmd.get("type").unwrap_or("Disk").to_ascii_lowercase().as_str() {
+            let ty = match cmd
+                .get("type")
+                .unwrap_or("Disk")
+                .to_ascii_lowercase()
+                .as_str()
+            {
                 "cd" => "CD",
                 "floppy" => "Floppy",
                 _ => "Disk",
             };
-            let mode = if cmd.get("mode").is_some_and(|m| m.eq_ignore_ascii_case("ro")) { "RO" } else { "RW" };
+            let mode = if cmd
+                .get("mode")
+                .is_some_and(|m| m.eq_ignore_ascii_case("ro"))
+            {
+                "RO"
+            } else {
+                "RW"
+            };
             let bootable = cmd.flag("bootable");
-            let unpluggable = cmd.get("unpluggable").and_then(fields::parse_bool).unwrap_or(true);
-            let vbd = vbd_record(&vm, &vdi, &device, ty, mode, bootable, unpluggable, vdi == NULL_REF);
+            let unpluggable = cmd
+                .get("unpluggable")
+                .and_then(fields::parse_bool)
+                .unwrap_or(true);
+            let vbd = vbd_record(
+                &vm,
+                &vdi,
+                &device,
+                ty,
+                mode,
+                bootable,
+                unpluggable,
+                vdi == NULL_REF,
+            );
             let r = api.call_string("VBD.create", vec![vbd])?;
             p.list(&[api.call_string("VBD.get_uuid", vec![s(&r)])?]);
         }
@@ -253,7 +331,10 @@ pub fn run(api: &mut Api, p: &mut Printer, spec: &Command, cmd: &CommandLine) ->
                 ("read_only".into(), Value::Bool(false)),
                 ("other_config".into(), Value::Struct(Vec::new())),
                 ("xenstore_data".into(), Value::Struct(Vec::new())),
-                ("sm_config".into(), Value::Struct(map_params(cmd, "sm-config"))),
+                (
+                    "sm_config".into(),
+                    Value::Struct(map_params(cmd, "sm-config")),
+                ),
                 ("tags".into(), Value::Array(Vec::new())),
             ]);
             let r = api.call_string("VDI.create", vec![rec])?;
@@ -286,14 +367,28 @@ pub fn run(api: &mut Api, p: &mut Printer, spec: &Command, cmd: &CommandLine) ->
         }
         "event-wait" => event_wait(api, cmd)?,
         "message-create" => {
-            let (cls, uuid) = [("vm-uuid", "VM"), ("host-uuid", "Host"), ("sr-uuid", "SR"), ("pool-uuid", "Pool")]
-                .iter()
-                .find_map(|(k, c)| cmd.get(k).map(|u| (*c, u.to_owned())))
-                .ok_or_else(|| fail("Need one of: vm-uuid, host-uuid, sr-uuid or pool-uuid"))?;
-            let prio = cmd.reqd("priority")?.parse::<i64>().map_err(|_| fail("priority must be an integer"))?;
+            let (cls, uuid) = [
+                ("vm-uuid", "VM"),
+                ("host-uuid", "Host"),
+                ("sr-uuid", "SR"),
+                ("pool-uuid", "Pool"),
+            ]
+            .iter()
+            .find_map(|(k, c)| cmd.get(k).map(|u| (*c, u.to_owned())))
+            .ok_or_else(|| fail("Need one of: vm-uuid, host-uuid, sr-uuid or pool-uuid"))?;
+            let prio = cmd
+                .reqd("priority")?
+                .parse::<i64>()
+                .map_err(|_| fail("priority must be an integer"))?;
             api.call(
                 "message.create",
-                vec![s(cmd.reqd("name")?), Value::Int(prio), s(cls), s(&uuid), s(cmd.reqd("body")?)],
+                vec![
+                    s(cmd.reqd("name")?),
+                    Value::Int(prio),
+                    s(cls),
+                    s(&uuid),
+                    s(cmd.reqd("body")?),
+                ],
             )?;
         }
         _ => fallback(api, p, spec, cmd, &ignore)?,
@@ -345,16 +440,22 @@ pub fn parse_size(name: &str, text: &str) -> Result<i64, CliError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| fail(format!("Failed to parse parameter '{name}': expecting a size")))?;
+    let n: i64 = num.parse().map_err(|_| {
+        fail(format!(
+            "Failed to parse parameter '{name}': expecting a size"
+        ))
+    })?;
     let mult: i64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" | "kb" => 1 << 10,
         "m" | "mib" | "mb" => 1 << 20,
         "g" | "gib" | "gb" => 1 << 30,
         "t" | "tib" | "tb" => 1 << 40,
-        _ => return Err(fail(format!("Failed to parse parameter '{name}': unknown unit {unit}"))),
+        _ => {
+            return Err(fail(format!(
+                "Failed to parse parameter '{name}': unknown unit {unit}"
+            )))
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| fail(format!("Failed to parse parameter '{name}': too large")))
@@ -367,7 +468,13 @@ fn print_new_uuid(api: &mut Api, p: &mut Printer, class: &str, rec: Value) -> Re
     Ok(())
 }
 
-fn vdi_create(api: &mut Api, sr: &str, name: &str, size: i64, sm: &[(&str, &str)]) -> Result<String, CliError> {
+fn vdi_create(
+    api: &mut Api,
+    sr: &str,
+    name: &str,
+    size: i64,
+    sm: &[(&str, &str)],
+) -> Result<String, CliError> {
     let rec = Value::Struct(vec![
         ("name_label".into(), s(name)),
         ("name_description".into(), s(name)),
@@ -378,14 +485,26 @@ fn vdi_create(api: &mut Api, sr: &str, name: &str, size: i64, sm: &[(&str, &str)
         ("read_only".into(), Value::Bool(false)),
         ("other_config".into(), Value::Struct(Vec::new())),
         ("xenstore_data".into(), Value::Struct(Vec::new())),
-        ("sm_config".into(), Value::Struct(sm.iter().map(|(k, v)| (k.to_string(), s(v))).collect())),
+        (
+            "sm_config".into(),
+            Value::Struct(sm.iter().map(|(k, v)| (k.to_string(), s(v))).collect()),
+        ),
         ("tags".into(), Value::Array(Vec::new())),
     ]);
     api.call_string("VDI.create", vec![rec])
 }
 
 #[allow(clippy::too_many_arguments)] // Mirrors the VBD constructor's fields one to one.
-fn vbd_record(vm: &str, vdi: &str, device: &str, ty: &str, mode: &str, bootable: bool, unpluggable: bool, empty: bool) -> Value {
+fn vbd_record(
+    vm: &str,
+    vdi: &str,
+    device: &str,
+    ty: &str,
+    mode: &str,
+    bootable: bool,
+    unpluggable: bool,
+    empty: bool,
+) -> Value {
     Value::Struct(vec![
         ("VM".into(), s(vm)),
         ("VDI".into(), s(vdi)),
@@ -395,7 +514,10 @@ fn vbd_record(vm: &str, vdi: &str, device: &str, ty: &str, mode: &str, bootable:
         ("type".into(), s(ty)),
         ("unpluggable".into(), Value::Bool(unpluggable)),
         ("empty".into(), Value::Bool(empty)),
-        ("other_config".into(), Value::Struct(vec![("owner".into(), s(""))])),
+        (
+            "other_config".into(),
+            Value::Struct(vec![("owner".into(), s(""))]),
+        ),
         ("qos_algorithm_type".into(), s("")),
         ("qos_algorithm_params".into(), Value::Struct(Vec::new())),
         ("device".into(), s("")),
@@ -405,7 +527,16 @@ fn vbd_record(vm: &str, vdi: &str, device: &str, ty: &str, mode: &str, bootable:
 
 /// Creates a VBD and tries to hot-plug it; a failed plug is not an error, as upstream.
 #[allow(clippy::too_many_arguments)] // Mirrors the VBD constructor's fields one to one.
-fn vbd_create(api: &mut Api, vm: &str, vdi: &str, device: &str, ty: &str, mode: &str, bootable: bool, unpluggable: bool) -> Result<String, CliError> {
+fn vbd_create(
+    api: &mut Api,
+    vm: &str,
+    vdi: &str,
+    device: &str,
+    ty: &str,
+    mode: &str,
+    bootable: bool,
+    unpluggable: bool,
+) -> Result<String, CliError> {
     let rec = vbd_record(vm, vdi, device, ty, mode, bootable, unpluggable, false);
     let vbd = api.call_string("VBD.create", vec![rec])?;
     let _ = api.call("VBD.plug", vec![s(&vbd)]);
@@ -417,13 +548,19 @@ fn cd_drive(api: &mut Api, vm_rec: &Value, want_empty: bool) -> Result<String, C
         for v in vbds {
             let Some(r) = v.as_str() else { continue };
             if let Some(rec) = api.record("VBD", r)? {
-                if field_text(&rec, "type") == "CD" && (!want_empty || field_text(&rec, "empty") == "true") {
+                if field_text(&rec, "type") == "CD"
+                    && (!want_empty || field_text(&rec, "empty") == "true")
+                {
                     return Ok(r.to_owned());
                 }
             }
         }
     }
-    Err(fail(if want_empty { "No empty CD drive found" } else { "No CD drive found" }))
+    Err(fail(if want_empty {
+        "No empty CD drive found"
+    } else {
+        "No CD drive found"
+    }))
 }
 
 fn empty_cd(api: &mut Api, vm_rec: &Value) -> Result<String, CliError> {
@@ -447,7 +584,8 @@ fn vm_install(api: &mut Api, p: &mut Printer, cmd: &CommandLine) -> Result<(), C
         }
     };
     let template = if let Some(u) = cmd.get("template-uuid") {
-        api.by_uuid("VM", u).map_err(|_| fail("Cannot find template"))?
+        api.by_uuid("VM", u)
+            .map_err(|_| fail("Cannot find template"))?
     } else if let Some(n) = cmd.get("template-name-label").or(cmd.get("template-name")) {
         find_by_name(api, n)?
     } else if let Some(t) = cmd.get("template") {
@@ -471,25 +609,35 @@ fn vm_install(api: &mut Api, p: &mut Printer, cmd: &CommandLine) -> Result<(), C
     };
     if let Some(label) = cmd.get("sr-name-label") {
         let srs = match api.call("SR.get_by_name_label", vec![s(label)])? {
-            Value::Array(v) => v.iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>(),
+            Value::Array(v) => v
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
             _ => Vec::new(),
         };
-        sr = match (&sr, srs.as_slice()) {
-            (_, []) => return Err(fail("No SR with that name-label found")),
-            (Some(x), list) if !list.contains(x) => {
-                return Err(fail("SR specified via sr-uuid doesn't have the name specified via sr-name-label"))
-            }
-            (Some(x), _) => Some(x.clone()),
-            (None, [one]) => Some(one.clone()),
-            (None, _) => return Err(fail("Multiple SRs with that name-label found")),
-        };
+        sr =
+            match (&sr, srs.as_slice()) {
+                (_, []) => return Err(fail("No SR with that name-label found")),
+                (Some(x), list) if !list.contains(x) => return Err(fail(
+                    "SR specified via sr-uuid doesn't have the name specified via sr-name-label",
+                )),
+                (Some(x), _) => Some(x.clone()),
+                (None, [one]) => Some(one.clone()),
+                (None, _) => return Err(fail("Multiple SRs with that name-label found")),
+            };
     }
     let new_vm = match &sr {
         Some(sr) => api.call_string("VM.copy", vec![s(&template), s(&name), s(sr)])?,
         None => api.call_string("VM.clone", vec![s(&template), s(&name)])?,
     };
-    api.call("VM.set_name_description", vec![s(&new_vm), s("Installed via xe CLI")])?;
-    let suspend_sr = sr.clone().unwrap_or_else(|| field_text(&trec, "suspend_SR"));
+    api.call(
+        "VM.set_name_description",
+        vec![s(&new_vm), s("Installed via xe CLI")],
+    )?;
+    let suspend_sr = sr
+        .clone()
+        .unwrap_or_else(|| field_text(&trec, "suspend_SR"));
     if !suspend_sr.is_empty() {
         api.call("VM.set_suspend_SR", vec![s(&new_vm), s(&suspend_sr)])?;
     }
@@ -498,21 +646,36 @@ fn vm_install(api: &mut Api, p: &mut Printer, cmd: &CommandLine) -> Result<(), C
     Ok(())
 }
 
-fn vm_uninstall(api: &mut Api, p: &mut Printer, cmd: &CommandLine, objs: Vec<Obj>) -> Result<(), CliError> {
+fn vm_uninstall(
+    api: &mut Api,
+    p: &mut Printer,
+    cmd: &CommandLine,
+    objs: Vec<Obj>,
+) -> Result<(), CliError> {
     let mut plan: Vec<(String, Vec<String>)> = Vec::new();
     let mut lines = Vec::new();
     for (vm, rec) in &objs {
-        lines.push(format!("VM : {} ({})", field_text(rec, "uuid"), field_text(rec, "name_label")));
+        lines.push(format!(
+            "VM : {} ({})",
+            field_text(rec, "uuid"),
+            field_text(rec, "name_label")
+        ));
         let mut vdis = Vec::new();
         if let Some(Value::Array(vbds)) = rec.get("VBDs") {
             for v in vbds {
                 let Some(vbd) = v.as_str() else { continue };
-                let Some(vbd_rec) = api.record("VBD", vbd)? else { continue };
+                let Some(vbd_rec) = api.record("VBD", vbd)? else {
+                    continue;
+                };
                 let owned = matches!(vbd_rec.get("other_config"), Some(Value::Struct(m)) if m.iter().any(|(k, _)| k == "owner"));
                 let vdi = field_text(&vbd_rec, "VDI");
                 if owned {
                     if let Some(vdi_rec) = api.record("VDI", &vdi)? {
-                        lines.push(format!("VDI: {} ({})", field_text(&vdi_rec, "uuid"), field_text(&vdi_rec, "name_label")));
+                        lines.push(format!(
+                            "VDI: {} ({})",
+                            field_text(&vdi_rec, "uuid"),
+                            field_text(&vdi_rec, "name_label")
+                        ));
                         vdis.push(vdi);
                     }
                 }
@@ -547,7 +710,8 @@ fn vm_uninstall(api: &mut Api, p: &mut Printer, cmd: &CommandLine, objs: Vec<Obj
 /// (`field=/=value` means "not equal").
 fn event_wait(api: &mut Api, cmd: &CommandLine) -> Result<(), CliError> {
     let class_name = cmd.reqd("class")?;
-    let class = cli_class(class_name).ok_or_else(|| fail(format!("Unknown class: {class_name}")))?;
+    let class =
+        cli_class(class_name).ok_or_else(|| fail(format!("Unknown class: {class_name}")))?;
     let conds: Vec<(String, String)> = cmd
         .params
         .iter()
@@ -559,7 +723,7 @@ fn event_wait(api: &mut Api, cmd: &CommandLine) -> Result<(), CliError> {
     }
     loop {
         api.invalidate();
-        let objs = api.records_where(&class.wire, &class.list_expr)?;
+        let objs = generic::list_source(api, class)?;
         for (_, rec) in &objs {
             let mut all = true;
             for (k, v) in &conds {
@@ -584,27 +748,16 @@ fn event_wait(api: &mut Api, cmd: &CommandLine) -> Result<(), CliError> {
 
 /// The generic fallback: `<class>-<action>` calls `<Class>.<action>` with parameters matched
 /// by name (`self`/the class's own ref from `uuid=`, `<x>-uuid=` for other refs).
-fn fallback(api: &mut Api, p: &mut Printer, spec: &Command, cmd: &CommandLine, ignore: &[String]) -> Result<(), CliError> {
+fn fallback(
+    api: &mut Api,
+    p: &mut Printer,
+    spec: &Command,
+    cmd: &CommandLine,
+    ignore: &[String],
+) -> Result<(), CliError> {
     for r in &spec.reqd {
         cmd.reqd(r)?;
     }
-    let m = model();
-    let mut best: Option<(&crate::fields::CliClass, &str)> = None;
-    for c in cli_classes() {
-        if let Some(rest) = spec.name.strip_prefix(&format!("{}-", c.name)) {
-            if best.is_none_or(|(b, _)| c.name.len() > b.name.len()) {
-                best = Some((c, rest));
-            }
-        }
-    }
-    let Some((class, action)) = best else {
-        return Err(fail(format!("{} is not supported by this xe yet", spec.name)));
-    };
-    let msg_name = action.replace('-', "_");
-    let wire = format!("{}.{}", class.wire, msg_name);
-    let Some(msg) = m.message(&wire) else {
-        return Err(fail(format!("{} is not supported by this xe yet", spec.name)));
-    };
     let selectors = if spec.has_flag("Vm_selectors") {
         Some(Family::Vm)
     } else if spec.has_flag("Host_selectors") {
@@ -621,22 +774,48 @@ fn fallback(api: &mut Api, p: &mut Printer, spec: &Command, cmd: &CommandLine, i
             .collect(),
         None => vec![None],
     };
-    let own_ref = Type::Ref(class.wire.clone());
-    let mut results = Vec::new();
-    let multiple = targets.len() > 1;
     if targets.is_empty() {
         return Err(fail(match selectors {
             Some(Family::Vm) => "No matching VMs found",
             _ => "No matching hosts found",
         }));
     }
-    if multiple && !cmd.flag("multiple") {
+    if targets.len() > 1 && !cmd.flag("multiple") {
         return Err(fail(match selectors {
-            Some(Family::Vm) => "Multiple matches VMs found. --multiple required to complete the operation",
-            Some(Family::Sr) => "Multiple matching SRs found. --multiple required to complete the operation",
+            Some(Family::Vm) => {
+                "Multiple matches VMs found. --multiple required to complete the operation"
+            }
+            Some(Family::Sr) => {
+                "Multiple matching SRs found. --multiple required to complete the operation"
+            }
             _ => "Multiple matching hosts found. --multiple required to complete the operation",
         }));
     }
+    let m = model();
+    let mut best: Option<(&crate::fields::CliClass, &str)> = None;
+    for c in cli_classes() {
+        if let Some(rest) = spec.name.strip_prefix(&format!("{}-", c.name)) {
+            if best.is_none_or(|(b, _)| c.name.len() > b.name.len()) {
+                best = Some((c, rest));
+            }
+        }
+    }
+    let Some((class, action)) = best else {
+        return Err(fail(format!(
+            "{} is not supported by this xe yet",
+            spec.name
+        )));
+    };
+    let msg_name = action.replace('-', "_");
+    let wire = format!("{}.{}", class.wire, msg_name);
+    let Some(msg) = m.message(&wire) else {
+        return Err(fail(format!(
+            "{} is not supported by this xe yet",
+            spec.name
+        )));
+    };
+    let own_ref = Type::Ref(class.wire.clone());
+    let mut results = Vec::new();
     for target in targets {
         let mut args = Vec::new();
         let mut own_used = false;
@@ -703,6 +882,9 @@ mod tests {
                 ("sm-config:a".into(), "b".into()),
             ],
         };
-        assert_eq!(map_params(&cmd, "device-config"), vec![("path".to_owned(), s("/x"))]);
+        assert_eq!(
+            map_params(&cmd, "device-config"),
+            vec![("path".to_owned(), s("/x"))]
+        );
     }
 }

@@ -166,7 +166,8 @@ pub fn generated(ci: usize, class: &CliClass) -> Vec<Command> {
     let writable_maps: Vec<String> = visible
         .iter()
         .filter(|f| {
-            f.kind == Kind::Map && (f.has(Cap::AddToMap) || f.has(Cap::SetInMap) || f.has(Cap::SetMap))
+            f.kind == Kind::Map
+                && (f.has(Cap::AddToMap) || f.has(Cap::SetInMap) || f.has(Cap::SetMap))
         })
         .map(|f| format!("{}:", f.name))
         .collect();

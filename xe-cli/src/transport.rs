@@ -92,7 +92,12 @@ impl Connection {
         }
     }
 
-    fn post_once(&mut self, path: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    fn post_once(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, String> {
         if self.conn.is_none() {
             self.conn = Some(BufReader::new(self.open()?));
         }
