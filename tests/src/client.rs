@@ -124,7 +124,7 @@ impl Client {
                 String::from_utf8_lossy(&reply.body).into_owned(),
             ]);
         }
-        match xmlrpc::decode_response(&reply.body, &Limits::default()) {
+        match xmlrpc::decode_response(&reply.body, &client_limits()) {
             Ok(Response::Success(v)) => Ok(v),
             Ok(Response::Failure(e)) => Err(e),
             Ok(Response::Fault { code, message }) => {
@@ -160,12 +160,21 @@ impl Client {
         let reply = self
             .post("/jsonrpc", "application/json", &body)
             .map_err(|e| vec![format!("io: {e}")])?;
-        match jsonrpc::decode_response(&reply.body, &Limits::default()) {
+        match jsonrpc::decode_response(&reply.body, &client_limits()) {
             Ok(Response::Success(v)) => Ok(v),
             Ok(Response::Failure(e)) => Err(e),
             Ok(other) => Err(vec![format!("unexpected {other:?}")]),
             Err(e) => Err(vec![format!("bad response: {e}")]),
         }
+    }
+}
+
+/// Replies can be large (`get_all_records` of 10,000 VMs is ~64 MB of XML).
+fn client_limits() -> Limits {
+    Limits {
+        max_body: 1 << 30,
+        max_items: 100_000_000,
+        ..Limits::default()
     }
 }
 

@@ -18,15 +18,20 @@ pub fn bin_path(name: &str) -> PathBuf {
         return PathBuf::from(dir).join(name);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
+    // target/<profile>/deps/<test-binary> (tests) or target/<profile>/<binary> (xapi-bench)
+    let mut profile_dir = exe.parent().expect("executable directory");
+    if profile_dir.file_name().is_some_and(|n| n == "deps") {
+        profile_dir = profile_dir.parent().expect("target/<profile>");
+    }
     let path = profile_dir.join(name);
     if !path.exists() {
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut args = vec!["build", "--bin", name];
+        if release {
+            args.push("--release");
+        }
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--bin", name])
+            .args(&args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo build");
@@ -52,6 +57,18 @@ impl TestDaemon {
     /// Starts a fresh daemon on loopback with ephemeral ports.
     pub fn start() -> TestDaemon {
         TestDaemon::start_with(&[])
+    }
+
+    /// Starts a fresh daemon with a config file (`key = value` lines) in its state directory.
+    pub fn start_with_config(config: &str) -> TestDaemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("xapi.conf");
+        std::fs::write(&path, config).expect("write config");
+        let keep = dir.keep();
+        TestDaemon::start_with(&[(
+            "XAPI_TEST_CONFIG",
+            &keep.join("xapi.conf").to_string_lossy(),
+        )])
     }
 
     /// Starts a fresh daemon with extra environment variables.
@@ -97,7 +114,11 @@ impl TestDaemon {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in &self.env {
-            cmd.env(k, v);
+            if k == "XAPI_TEST_CONFIG" {
+                cmd.arg("--config").arg(v);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let mut child = cmd.spawn().expect("spawn xapi");
         let stdout = child.stdout.take().expect("stdout");

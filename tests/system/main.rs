@@ -5,4 +5,5 @@ mod fields;
 mod login;
 mod persistence;
 mod python;
+mod rbac;
 mod seed;

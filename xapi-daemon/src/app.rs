@@ -52,7 +52,12 @@ impl App {
         let model = xapi_idl::model::model();
         let (schema, tables) = crate::schema::derive(model);
         let db = Db::open(&config.state_dir.join("xapi.db"), schema)?;
-        let (auth, setup) = Auth::setup(&config.state_dir, config.root_password.as_deref())
+        let (auth, setup) = Auth::setup(
+            &config.state_dir,
+            config.root_password.as_deref(),
+            config.auth,
+            &config.pam_service,
+        )
             .map_err(StartError::Auth)?;
         let generated = match setup {
             PasswordSetup::Generated(pw) => Some(pw),

@@ -8,8 +8,12 @@ use argon2::Argon2;
 use parking_lot::Mutex;
 use rand::Rng;
 
-/// Verifies the root password against the stored hash.
+use crate::config::AuthMode;
+
+/// Checks passwords: root's against the stored hash, or everyone's through PAM.
 pub struct Auth {
+    mode: AuthMode,
+    pam_service: String,
     hash: String,
     /// A keyed digest of the last password that verified, so repeated logins skip argon2.
     /// In memory only; the key is random per process.
@@ -28,11 +32,18 @@ pub enum PasswordSetup {
 }
 
 impl Auth {
-    /// Loads or creates `<state>/root-password.argon2`.
+    /// Loads or creates `<state>/root-password.argon2`; `mode` picks how logins are checked.
     pub fn setup(
         state_dir: &Path,
         from_env: Option<&str>,
+        mode: AuthMode,
+        pam_service: &str,
     ) -> std::io::Result<(Auth, PasswordSetup)> {
+        if mode == AuthMode::Pam && !cfg!(feature = "pam") {
+            return Err(std::io::Error::other(
+                "auth = pam needs a build with the `pam` feature",
+            ));
+        }
         let path = hash_path(state_dir);
         let stored = std::fs::read_to_string(&path)
             .ok()
@@ -46,14 +57,22 @@ impl Auth {
                 (write_hash(&path, &pw)?, PasswordSetup::Generated(pw))
             }
         };
-        Ok((
-            Auth {
-                hash,
-                verified: Mutex::new(None),
-                keys: Default::default(),
-            },
-            setup,
-        ))
+        let auth = Auth {
+            mode,
+            pam_service: pam_service.to_owned(),
+            hash,
+            verified: Mutex::new(None),
+            keys: Default::default(),
+        };
+        Ok((auth, setup))
+    }
+
+    /// Whether `user` may log in with `password` (blocking: PAM may take its time).
+    pub fn check(&self, user: &str, password: &str) -> bool {
+        match self.mode {
+            AuthMode::Local => user == "root" && self.check_root(password),
+            AuthMode::Pam => pam_check(&self.pam_service, user, password),
+        }
     }
 
     /// Whether `password` is root's.
@@ -72,6 +91,24 @@ impl Auth {
     fn digest(&self, password: &str) -> u64 {
         self.keys.hash_one(password)
     }
+}
+
+#[cfg(feature = "pam")]
+fn pam_check(service: &str, user: &str, password: &str) -> bool {
+    let mut client = match pam::Client::with_password(service) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(service, error = %e, "cannot start PAM");
+            return false;
+        }
+    };
+    client.conversation_mut().set_credentials(user, password);
+    client.authenticate().is_ok()
+}
+
+#[cfg(not(feature = "pam"))]
+fn pam_check(_: &str, _: &str, _: &str) -> bool {
+    false
 }
 
 fn hash_path(state_dir: &Path) -> PathBuf {
@@ -111,13 +148,13 @@ mod tests {
     #[test]
     fn generated_password_verifies_and_survives_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let (auth, setup) = Auth::setup(dir.path(), None).unwrap();
+        let (auth, setup) = Auth::setup(dir.path(), None, AuthMode::Local, "xapi").unwrap();
         let PasswordSetup::Generated(pw) = setup else {
             panic!("expected a generated password")
         };
         assert!(auth.check_root(&pw));
         assert!(!auth.check_root("wrong"));
-        let (again, setup) = Auth::setup(dir.path(), None).unwrap();
+        let (again, setup) = Auth::setup(dir.path(), None, AuthMode::Local, "xapi").unwrap();
         assert!(matches!(setup, PasswordSetup::Existing));
         assert!(again.check_root(&pw));
     }
@@ -125,8 +162,8 @@ mod tests {
     #[test]
     fn environment_password_replaces_the_stored_one() {
         let dir = tempfile::tempdir().unwrap();
-        Auth::setup(dir.path(), Some("first")).unwrap();
-        let (auth, _) = Auth::setup(dir.path(), Some("second")).unwrap();
+        Auth::setup(dir.path(), Some("first"), AuthMode::Local, "xapi").unwrap();
+        let (auth, _) = Auth::setup(dir.path(), Some("second"), AuthMode::Local, "xapi").unwrap();
         assert!(auth.check_root("second"));
         assert!(!auth.check_root("first"));
         let stored = std::fs::read_to_string(dir.path().join("root-password.argon2")).unwrap();

@@ -17,6 +17,15 @@ pub enum Backend {
     Xen,
 }
 
+/// How `session.login_with_password` checks passwords over TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Only `root`, against the argon2 hash in the state directory (the embedded default).
+    Local,
+    /// Any user, through PAM; non-root users also need a `subject` (as upstream).
+    Pam,
+}
+
 /// Command-line flags of `xapi`.
 #[derive(Debug, Clone, Parser, Default)]
 #[command(name = "xapi", version, about = "xapi-rs: a XenAPI toolstack daemon")]
@@ -57,6 +66,10 @@ pub struct Config {
     pub session_idle_timeout: Duration,
     /// Largest RPC body accepted.
     pub max_body: usize,
+    /// Password checking.
+    pub auth: AuthMode,
+    /// The PAM service name (`xapi` when installed).
+    pub pam_service: String,
 }
 
 /// A configuration problem, reported before anything starts.
@@ -153,7 +166,20 @@ impl Config {
                     }),
             }
         };
+        let auth = match get("auth").as_deref() {
+            None | Some("local") => AuthMode::Local,
+            Some("pam") => AuthMode::Pam,
+            Some(other) => {
+                return Err(ConfigError::Value {
+                    key: "auth",
+                    value: other.to_owned(),
+                    message: "expected local or pam".into(),
+                })
+            }
+        };
         Ok(Config {
+            auth,
+            pam_service: get("pam-service").unwrap_or_else(|| "xapi".to_owned()),
             http,
             https,
             socket,

@@ -133,9 +133,14 @@ impl Sessions {
 /// What a successful authentication grants.
 pub struct Grant {
     pub superuser: bool,
+    /// Top-level role names (for non-superusers, from their subject).
     pub roles: Vec<String>,
     pub user: String,
     pub originator: String,
+    /// The subject the user logged in as (null for the superuser).
+    pub subject: String,
+    /// The subject's identifier (empty for the superuser).
+    pub subject_identifier: String,
 }
 
 /// Creates and persists a session, evicting the oldest beyond upstream's per-originator limit.
@@ -151,8 +156,14 @@ pub fn create(app: &App, grant: Grant) -> ApiResult<Ref<xapi_idl::classes::Sessi
         validation_time: DateTime::now(),
         is_local_superuser: grant.superuser,
         auth_user_name: grant.user.clone(),
+        auth_user_sid: grant.subject_identifier.clone(),
+        subject: Ref::from_raw(&grant.subject),
         originator: grant.originator.clone(),
-        rbac_permissions: Vec::new(),
+        rbac_permissions: if grant.superuser {
+            Vec::new()
+        } else {
+            crate::rbac::permissions_of(app, &grant.roles)
+        },
         ..SessionRecord::default()
     };
     let t = app.table_of::<xapi_idl::classes::Session>();

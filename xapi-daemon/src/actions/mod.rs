@@ -7,7 +7,9 @@ use crate::app::App;
 use crate::dispatch::Ctx;
 
 mod host;
+mod role;
 mod session;
+mod subject;
 
 impl ActionsBase for App {
     type Ctx = Ctx;
@@ -20,8 +22,6 @@ macro_rules! unimplemented_classes {
 
 unimplemented_classes!(
     AuthActions,
-    SubjectActions,
-    RoleActions,
     TaskActions,
     EventActions,
     PoolActions,

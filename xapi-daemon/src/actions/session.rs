@@ -7,6 +7,7 @@ use crate::dispatch::{Ctx, Origin};
 use crate::session::{self, Grant};
 
 /// Authenticates a password login; the unix socket needs no password, as upstream.
+/// Non-root users must also be subjects; their roles come from the subject.
 fn authenticate(
     app: &App,
     origin: Origin,
@@ -14,25 +15,43 @@ fn authenticate(
     pwd: &str,
     originator: &str,
 ) -> ApiResult<Grant> {
-    let grant = |superuser| Grant {
-        superuser,
+    let superuser = Grant {
+        superuser: true,
         roles: Vec::new(),
         user: uname.to_owned(),
         originator: originator.to_owned(),
+        subject: xapi_idl::NULL_REF.to_owned(),
+        subject_identifier: String::new(),
     };
     if origin == Origin::Unix {
-        return Ok(grant(true));
+        return Ok(superuser);
     }
-    if uname == "root" && app.auth.check_root(pwd) {
-        return Ok(grant(true));
+    if !app.auth.check(uname, pwd) {
+        std::thread::sleep(app.config.auth_failure_delay);
+        tracing::info!(user = uname, "authentication failed");
+        // Compatibility: documented without parameters, raised with [user, reason] upstream.
+        return Err(ApiError::new(
+            errors::SESSION_AUTHENTICATION_FAILED,
+            vec![uname.to_owned(), "Authentication failure".into()],
+        ));
     }
-    std::thread::sleep(app.config.auth_failure_delay);
-    tracing::info!(user = uname, "authentication failed");
-    // Compatibility: documented without parameters, raised with [user, reason] upstream.
-    Err(ApiError::new(
-        errors::SESSION_AUTHENTICATION_FAILED,
-        vec![uname.to_owned(), "Authentication failure".into()],
-    ))
+    if uname == "root" {
+        return Ok(superuser);
+    }
+    let Some((subject, rec)) = crate::rbac::subject_for_user(app, uname) else {
+        return Err(errors::session_authorization_failed(
+            uname,
+            "The user is not a subject of this pool",
+        ));
+    };
+    Ok(Grant {
+        superuser: false,
+        roles: crate::rbac::roles_of_subject(app, &subject),
+        user: uname.to_owned(),
+        originator: originator.to_owned(),
+        subject,
+        subject_identifier: rec.subject_identifier,
+    })
 }
 
 fn current(ctx: &Ctx) -> ApiResult<&str> {
