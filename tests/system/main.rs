@@ -1,9 +1,12 @@
 //! System tests: the real `xapi` binary on loopback, driven over the wire.
 mod conformance;
 mod dispatch;
+mod events;
 mod fields;
 mod login;
+mod messages;
 mod persistence;
 mod python;
 mod rbac;
 mod seed;
+mod tasks;

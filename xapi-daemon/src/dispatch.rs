@@ -1,13 +1,11 @@
 //! The dispatcher: method lookup, session and RBAC checks, arity and defaults, `Async.` tasks,
-//! then the implicit engine or the generated explicit dispatch. Knows no wire format.
+//! then the implicit engine or the generated explicit dispatch (`Async.` tasks live in `tasks`).
+//! Knows no wire format.
 use std::sync::Arc;
 
 use xapi_idl::model::{MessageDef, MessageKind};
-use xapi_idl::records::TaskRecord;
 use xapi_idl::traits::dispatch_explicit;
-use xapi_idl::{
-    classes, enums, errors, ApiError, ApiResult, DateTime, Lifecycle, Record, Ref, Value,
-};
+use xapi_idl::{classes, errors, ApiError, ApiResult, Lifecycle, Ref, Value};
 
 use crate::app::App;
 use crate::session::SessionInfo;
@@ -113,17 +111,29 @@ pub async fn call(
                 )],
             ));
         }
-        return spawn_task(ctx, index, params).map(|t| Value::String(t.into_string()));
+        return crate::tasks::spawn(ctx, index, params).map(|t| Value::String(t.into_string()));
     }
     run(ctx, index, params).await
 }
 
-/// Runs a message: implicit ones inline (they only touch the store), explicit ones on a
-/// blocking thread (they may wait on the hypervisor or storage).
-async fn run(ctx: Ctx, index: usize, params: Vec<Value>) -> ApiResult<Value> {
+/// Runs a message: implicit ones inline (they only touch the store), the long-polling event
+/// calls as futures, other explicit ones on a blocking thread (they may wait on the hypervisor
+/// or storage).
+pub(crate) async fn run(ctx: Ctx, index: usize, params: Vec<Value>) -> ApiResult<Value> {
     let msg: &MessageDef = &ctx.app.model.messages[index];
+    if let Some(waiting) = crate::events::waiting_call(&msg.wire) {
+        return crate::events::run_waiting(ctx, waiting, params).await;
+    }
     match msg.kind {
-        MessageKind::Implicit(kind) => crate::implicit::run(&ctx.app, msg, kind, params),
+        MessageKind::Implicit(kind) => match explicit_twin(&ctx.app, msg) {
+            Some(n) => {
+                let app = ctx.app.clone();
+                tokio::task::spawn_blocking(move || dispatch_explicit(&*app, &ctx, n, params))
+                    .await
+                    .map_err(|e| ApiError::internal(format!("action failed: {e}")))?
+            }
+            None => crate::implicit::run(&ctx.app, msg, kind, params),
+        },
         MessageKind::Explicit(n) => {
             let app = ctx.app.clone();
             tokio::task::spawn_blocking(move || dispatch_explicit(&*app, &ctx, n, params))
@@ -133,64 +143,19 @@ async fn run(ctx: Ctx, index: usize, params: Vec<Value>) -> ApiResult<Value> {
     }
 }
 
-/// Creates a pending task, runs the call in the background and records its outcome.
-fn spawn_task(mut ctx: Ctx, index: usize, params: Vec<Value>) -> ApiResult<Ref<classes::Task>> {
-    let app = ctx.app.clone();
-    let msg = &app.model.messages[index];
-    let task: Ref<classes::Task> = Ref::fresh();
-    let rec = TaskRecord {
-        uuid: uuid::Uuid::new_v4().to_string(),
-        name_label: format!("Async.{}", msg.wire),
-        created: DateTime::now(),
-        status: enums::TaskStatusType::Pending,
-        resident_on: Ref::from_raw(&app.host),
-        allowed_operations: vec![enums::TaskAllowedOperations::Cancel],
-        ..TaskRecord::default()
-    };
-    let t = app.table_of::<classes::Task>();
-    app.write(|txn| txn.insert(t, task.as_str(), rec.to_row()))?;
-    ctx.task = Some(task.clone());
-    let task_ref = task.clone();
-    tokio::spawn(async move {
-        let outcome = run(ctx, index, params).await;
-        if let Err(e) = finish_task(&app, t, task_ref.as_str(), outcome) {
-            tracing::warn!(task = %task_ref, error = %e, "could not record task outcome");
-        }
-    });
-    Ok(task)
-}
-
-fn finish_task(app: &App, t: usize, task: &str, outcome: ApiResult<Value>) -> ApiResult<()> {
-    let Some(row) = app.db.get(t, task) else {
-        return Ok(());
-    };
-    let mut rec = TaskRecord::from_row(&row).map_err(ApiError::from)?;
-    rec.finished = DateTime::now();
-    rec.progress = 1.0;
-    rec.allowed_operations.clear();
-    match outcome {
-        Ok(v) => {
-            rec.status = enums::TaskStatusType::Success;
-            // Compatibility: the result is the XML-RPC encoding of the value, for every client.
-            let mut out = Vec::new();
-            xapi_rpc::xmlrpc::encode_value(&v, &mut out);
-            rec.result = String::from_utf8_lossy(&out).into_owned();
-        }
-        Err(e) => {
-            rec.status = enums::TaskStatusType::Failure;
-            rec.error_info = std::iter::once(e.code).chain(e.params).collect();
-        }
+/// The explicit message an implicit one shadows, for classes kept outside the object store:
+/// the method table adds `get_all_records_where` to every class with `get_all_records`, and
+/// for `message` that hides the explicit one of the same name.
+fn explicit_twin(app: &App, msg: &MessageDef) -> Option<usize> {
+    if app.tables.table(msg.class).is_some() {
+        return None;
     }
-    app.write(|txn| {
-        if txn.view().get(t, task).is_some() {
-            for (c, v) in rec.to_row().into_iter().enumerate() {
-                if row.get(c) != Some(&v)
-                    && !app.model.classes[app.tables.class(t)].fields[c].derived
-                {
-                    txn.set_field(t, task, c, v)?;
-                }
-            }
-        }
-        Ok(())
-    })
+    app.model.classes[msg.class]
+        .messages
+        .iter()
+        .map(|&i| &app.model.messages[i])
+        .find_map(|m| match m.kind {
+            MessageKind::Explicit(n) if m.name == msg.name => Some(n),
+            _ => None,
+        })
 }

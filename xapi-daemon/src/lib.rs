@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod errors;
+pub mod events;
 pub mod files;
 pub mod implicit;
 pub mod rbac;
@@ -19,6 +20,7 @@ pub mod server;
 pub mod session;
 pub mod sm_catalog;
 pub mod sysinfo;
+pub mod tasks;
 pub mod templates;
 pub mod tls;
 
@@ -64,6 +66,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(server::serve_unix(app.clone(), l)));
     }
     tokio::spawn(session::sweep(Arc::clone(&app)));
+    tokio::spawn(crate::tasks::gc(Arc::clone(&app)));
+    tokio::spawn(events::housekeeping(Arc::clone(&app)));
+    // Load the message store now so its first use by a caller does not pay for the disk read.
+    actions::message::store(&app);
     for l in &lines {
         println!("xapi: {l}");
     }

@@ -1,5 +1,6 @@
 //! The HTTP front: plain HTTP, HTTPS and the unix socket, one hyper HTTP/1.1 connection task
-//! each (keep-alive, TCP_NODELAY), routing RPC paths to `rpc`. Owns no API semantics.
+//! each (keep-alive, TCP_NODELAY), routing RPC paths to `rpc` and `/blob` to its handler.
+//! Owns no API semantics.
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -135,6 +136,15 @@ async fn handle(app: Arc<App>, origin: Origin, req: Request<Incoming>) -> Reply 
                 Ok((body, ct)) => reply(StatusCode::OK, ct, body),
                 Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.0),
             }
+        }
+        Method::GET | Method::PUT if path == "/blob" => {
+            let (status, content_type, body) =
+                crate::actions::blob::handle(&app, origin, req).await;
+            let mut r = reply(status, "application/octet-stream", body);
+            if let Ok(v) = HeaderValue::from_str(&content_type) {
+                r.headers_mut().insert(CONTENT_TYPE, v);
+            }
+            r
         }
         _ => error_page(StatusCode::NOT_FOUND, &format!("no handler for {path}")),
     }

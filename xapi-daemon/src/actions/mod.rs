@@ -6,10 +6,15 @@ use xapi_idl::ActionsBase;
 use crate::app::App;
 use crate::dispatch::Ctx;
 
+pub(crate) mod blob;
+mod event;
 mod host;
+pub(crate) mod message;
 mod role;
 mod session;
 mod subject;
+mod task;
+mod vm;
 
 impl ActionsBase for App {
     type Ctx = Ctx;
@@ -22,12 +27,9 @@ macro_rules! unimplemented_classes {
 
 unimplemented_classes!(
     AuthActions,
-    TaskActions,
-    EventActions,
     PoolActions,
     PoolPatchActions,
     PoolUpdateActions,
-    VmActions,
     VmMetricsActions,
     VmGuestMetricsActions,
     VmppActions,
@@ -59,8 +61,6 @@ unimplemented_classes!(
     ConsoleActions,
     UserActions,
     DataSourceActions,
-    BlobActions,
-    MessageActions,
     SecretActions,
     TunnelActions,
     NetworkSriovActions,
