@@ -22,6 +22,15 @@ fn s(t: &str) -> Value {
 }
 
 async fn call(stream: &mut TcpStream, method: &str, params: Vec<Value>) -> anyhow::Result<Value> {
+    call_at(stream, method, params).await.map(|(v, _)| v)
+}
+
+/// A call; also returns when its reply's last byte arrived (before decoding).
+async fn call_at(
+    stream: &mut TcpStream,
+    method: &str,
+    params: Vec<Value>,
+) -> anyhow::Result<(Value, Instant)> {
     let mut body = Vec::new();
     xmlrpc::encode_call(&Call::new(method, params), &mut body);
     let mut req = format!(
@@ -42,9 +51,10 @@ async fn call(stream: &mut TcpStream, method: &str, params: Vec<Value>) -> anyho
                 .and_then(|v| v.trim().parse().ok())
                 .ok_or_else(|| anyhow::anyhow!("no content-length"))?;
             if got.len() >= end + 4 + len {
+                let arrived = Instant::now();
                 let body = &got[end + 4..end + 4 + len];
                 return match xmlrpc::decode_response(body, &Limits::default())? {
-                    Response::Success(v) => Ok(v),
+                    Response::Success(v) => Ok((v, arrived)),
                     other => anyhow::bail!("{method} failed: {other:?}"),
                 };
             }
@@ -111,7 +121,7 @@ async fn measure(addr: SocketAddr, waiters: usize, rounds: usize) -> anyhow::Res
             let mut c = TcpStream::connect(addr).await?;
             c.set_nodelay(true)?;
             for _ in 0..rounds {
-                let batch = call(
+                let (batch, arrived) = call_at(
                     &mut c,
                     "event.from",
                     vec![
@@ -122,7 +132,7 @@ async fn measure(addr: SocketAddr, waiters: usize, rounds: usize) -> anyhow::Res
                     ],
                 )
                 .await?;
-                let _ = tx.send(Instant::now());
+                let _ = tx.send(arrived);
                 token = token_of(&batch);
             }
             anyhow::Ok(())
