@@ -125,15 +125,7 @@ pub(crate) async fn run(ctx: Ctx, index: usize, params: Vec<Value>) -> ApiResult
         return crate::events::run_waiting(ctx, waiting, params).await;
     }
     match msg.kind {
-        MessageKind::Implicit(kind) => match explicit_twin(&ctx.app, msg) {
-            Some(n) => {
-                let app = ctx.app.clone();
-                tokio::task::spawn_blocking(move || dispatch_explicit(&*app, &ctx, n, params))
-                    .await
-                    .map_err(|e| ApiError::internal(format!("action failed: {e}")))?
-            }
-            None => crate::implicit::run(&ctx.app, msg, kind, params),
-        },
+        MessageKind::Implicit(kind) => crate::implicit::run(&ctx.app, msg, kind, params),
         MessageKind::Explicit(n) => {
             let app = ctx.app.clone();
             tokio::task::spawn_blocking(move || dispatch_explicit(&*app, &ctx, n, params))
@@ -143,19 +135,3 @@ pub(crate) async fn run(ctx: Ctx, index: usize, params: Vec<Value>) -> ApiResult
     }
 }
 
-/// The explicit message an implicit one shadows, for classes kept outside the object store:
-/// the method table adds `get_all_records_where` to every class with `get_all_records`, and
-/// for `message` that hides the explicit one of the same name.
-fn explicit_twin(app: &App, msg: &MessageDef) -> Option<usize> {
-    if app.tables.table(msg.class).is_some() {
-        return None;
-    }
-    app.model.classes[msg.class]
-        .messages
-        .iter()
-        .map(|&i| &app.model.messages[i])
-        .find_map(|m| match m.kind {
-            MessageKind::Explicit(n) if m.name == msg.name => Some(n),
-            _ => None,
-        })
-}

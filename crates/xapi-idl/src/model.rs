@@ -287,6 +287,10 @@ impl Model {
                         format!("({0} ref -> {0} record) map", c.name),
                     ),
                 ] {
+                    if c.messages.iter().any(|m| m.name == name) {
+                        // The class declares its own (e.g. `message.get_all_records_where`).
+                        continue;
+                    }
                     let wire = format!("{}.{}", c.name, name);
                     class.messages.push(messages.len());
                     messages.push(MessageDef {
@@ -502,6 +506,14 @@ mod tests {
             MessageKind::Implicit(Implicit::AddToMap(oc))
         );
         assert!(m.message("VM.get_all_records_where").is_some());
+    }
+
+    #[test]
+    fn declared_messages_are_not_shadowed_by_hidden_implicit_ones() {
+        let m = model().message("message.get_all_records_where").unwrap();
+        assert!(matches!(m.kind, MessageKind::Explicit(_)));
+        let vm = model().message("VM.get_all_records_where").unwrap();
+        assert_eq!(vm.kind, MessageKind::Implicit(Implicit::GetAllRecordsWhere));
     }
 
     #[test]
