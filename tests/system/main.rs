@@ -10,3 +10,4 @@ mod python;
 mod rbac;
 mod seed;
 mod tasks;
+mod vm_lifecycle;

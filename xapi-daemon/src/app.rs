@@ -1,5 +1,6 @@
-//! `App`: the daemon's shared state (config, model, object store, sessions, auth) and the
-//! start-up sequence that opens the state directory and seeds a first-start pool.
+//! `App`: the daemon's shared state (config, model, object store, sessions, auth, the
+//! hypervisor) and the start-up sequence that opens the state directory, the simulated host
+//! and seeds a first-start pool.
 use std::sync::Arc;
 
 use xapi_db::{Db, DbError, TableId, Txn};
@@ -23,6 +24,10 @@ pub struct App {
     pub host: String,
     /// The pool's ref.
     pub pool: String,
+    /// The hypervisor every VM, device and host operation goes through.
+    pub hypervisor: Arc<dyn xenops::Hypervisor>,
+    /// In-memory VM lifecycle state (what the domain event consumer remembers).
+    pub vm_runtime: crate::vm::Runtime,
 }
 
 /// Why the daemon could not start.
@@ -39,6 +44,8 @@ pub enum StartError {
     Auth(std::io::Error),
     #[error("first-start setup failed: {0}")]
     Seed(ApiError),
+    #[error("cannot open the simulated host: {0}")]
+    Hypervisor(xenops::XenopsError),
 }
 
 impl App {
@@ -58,12 +65,16 @@ impl App {
             config.auth,
             &config.pam_service,
         )
-            .map_err(StartError::Auth)?;
+        .map_err(StartError::Auth)?;
         let generated = match setup {
             PasswordSetup::Generated(pw) => Some(pw),
             _ => None,
         };
-        let (host, pool) = crate::seed::ensure(model, &db, &tables).map_err(StartError::Seed)?;
+        let hypervisor = crate::vm::hypervisor::open_sim(&config.state_dir, &db, &tables)
+            .map_err(StartError::Hypervisor)?;
+        let facts = crate::vm::hypervisor::facts(&*hypervisor).map_err(StartError::Hypervisor)?;
+        let (host, pool) =
+            crate::seed::ensure(model, &db, &tables, &facts).map_err(StartError::Seed)?;
         let app = Arc::new(App {
             model,
             db,
@@ -73,6 +84,8 @@ impl App {
             sessions: Sessions::new(),
             host,
             pool,
+            hypervisor,
+            vm_runtime: crate::vm::Runtime::default(),
         });
         crate::session::load(&app);
         Ok((app, generated))

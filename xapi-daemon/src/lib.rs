@@ -23,6 +23,7 @@ pub mod sysinfo;
 pub mod tasks;
 pub mod templates;
 pub mod tls;
+pub mod vm;
 
 use std::sync::Arc;
 
@@ -66,6 +67,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(server::serve_unix(app.clone(), l)));
     }
     tokio::spawn(session::sweep(Arc::clone(&app)));
+    // Reconcile VMs with the hypervisor before serving, then follow domain events.
+    {
+        let app = Arc::clone(&app);
+        tokio::task::spawn_blocking(move || vm::monitor::spawn(&app)).await?;
+    }
+    tokio::spawn(vm::keeper::run(Arc::clone(&app)));
     tokio::spawn(crate::tasks::gc(Arc::clone(&app)));
     tokio::spawn(events::housekeeping(Arc::clone(&app)));
     // Load the message store now so its first use by a caller does not pay for the disk read.

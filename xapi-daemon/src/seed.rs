@@ -1,6 +1,7 @@
 //! First start: creates a coherent single-host pool (pool, host, metrics, CPUs, the control
 //! domain, roles, SM records, the default network, the default templates) in one transaction.
-//! Idempotent: a store that already has a pool is left alone.
+//! Idempotent: a store that already has a pool is left alone. Host memory and the control
+//! domain come from the hypervisor, so `host_metrics` and dom0 agree with xenops.
 use std::collections::BTreeMap;
 
 use xapi_db::{Db, DbError, Txn};
@@ -18,15 +19,28 @@ use crate::sysinfo::HostFacts;
 /// API version reported by `host.API_version_*`, as upstream's current release.
 pub const API_VERSION: (i64, i64) = (2, 21);
 
+/// What the hypervisor says about the host, for seeding.
+pub struct HypervisorFacts {
+    /// Host memory and CPUs.
+    pub physinfo: xenops::PhysInfo,
+    /// The control domain (domid 0).
+    pub dom0: xenops::DomainInfo,
+}
+
 /// Returns `(host ref, pool ref)`, creating the first-start objects when the store has no pool.
-pub fn ensure(model: &Model, db: &Db, tables: &Tables) -> ApiResult<(String, String)> {
+pub fn ensure(
+    model: &Model,
+    db: &Db,
+    tables: &Tables,
+    hv: &HypervisorFacts,
+) -> ApiResult<(String, String)> {
     let pool_t = table::<classes::Pool>(tables);
     if let Some((pool, row)) = db.rows(pool_t).into_iter().next() {
         let rec = PoolRecord::from_row(&row).map_err(ApiError::from)?;
         return Ok((rec.master.into_string(), pool));
     }
     let facts = HostFacts::read();
-    db.write(|txn| seed(model, tables, txn, &facts))
+    db.write(|txn| seed(model, tables, txn, &facts, hv))
         .map_err(crate::errors::db_error)
 }
 
@@ -61,6 +75,7 @@ fn seed(
     tables: &Tables,
     txn: &mut Txn<'_>,
     facts: &HostFacts,
+    hv: &HypervisorFacts,
 ) -> Result<(String, String), DbError> {
     let host: Ref<classes::Host> = Ref::fresh();
     let pool: Ref<classes::Pool> = Ref::fresh();
@@ -73,8 +88,8 @@ fn seed(
         &metrics,
         &HostMetricsRecord {
             uuid: new_uuid(),
-            memory_total: facts.memory_total as i64,
-            memory_free: facts.memory_free as i64,
+            memory_total: hv.physinfo.total_memory as i64,
+            memory_free: hv.physinfo.free_memory as i64,
             live: true,
             last_updated: DateTime::now(),
             ..Default::default()
@@ -185,7 +200,8 @@ fn seed(
 
     // The control domain: dom0 is always running on its host.
     let dom0_metrics: Ref<classes::VmMetrics> = Ref::fresh();
-    let dom0_mem = (facts.memory_total / 16).clamp(512 << 20, 4 << 30) as i64;
+    let dom0_mem = hv.dom0.memory_actual as i64;
+    let dom0_vcpus = i64::from(hv.dom0.vcpus_max);
     insert(
         txn,
         tables,
@@ -193,7 +209,7 @@ fn seed(
         &VmMetricsRecord {
             uuid: new_uuid(),
             memory_actual: dom0_mem,
-            vcpus_number: facts.cpus.len() as i64,
+            vcpus_number: dom0_vcpus,
             start_time: DateTime::now(),
             last_updated: DateTime::now(),
             current_domain_type: DomainType::Pv,
@@ -205,7 +221,7 @@ fn seed(
         tables,
         &dom0,
         &VmRecord {
-            uuid: new_uuid(),
+            uuid: hv.dom0.uuid.to_string(),
             name_label: format!("Control domain on host: {}", facts.hostname),
             name_description: "The domain which manages physical devices and manages other domains"
                 .into(),
@@ -218,8 +234,8 @@ fn seed(
             memory_dynamic_min: dom0_mem,
             memory_dynamic_max: dom0_mem,
             memory_target: dom0_mem,
-            vcpus_max: facts.cpus.len() as i64,
-            vcpus_at_startup: facts.cpus.len() as i64,
+            vcpus_max: dom0_vcpus,
+            vcpus_at_startup: dom0_vcpus,
             metrics: dom0_metrics,
             domain_type: DomainType::Pv,
             ..Default::default()

@@ -14,6 +14,8 @@ mod role;
 mod session;
 mod subject;
 mod task;
+mod vbd;
+mod vif;
 mod vm;
 
 impl ActionsBase for App {
@@ -41,7 +43,6 @@ unimplemented_classes!(
     HostMetricsActions,
     HostCpuActions,
     NetworkActions,
-    VifActions,
     VifMetricsActions,
     PifActions,
     PifMetricsActions,
@@ -53,7 +54,6 @@ unimplemented_classes!(
     ProbeResultActions,
     LvhdActions,
     VdiActions,
-    VbdActions,
     VbdMetricsActions,
     PbdActions,
     CrashdumpActions,

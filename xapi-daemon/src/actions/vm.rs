@@ -1,7 +1,9 @@
 //! `VM.*` explicit messages. For now only `VM.clone` (metadata copy, reported through the
 //! task in steps, cancellable); the lifecycle work extends this file.
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use xapi_idl::enums::VmOperations;
 use xapi_idl::records::{VmMetricsRecord, VmRecord};
 use xapi_idl::traits::VmActions;
 use xapi_idl::{classes, enums, errors, ApiError, ApiResult, Record, Ref};
@@ -9,6 +11,7 @@ use xapi_idl::{classes, enums, errors, ApiError, ApiResult, Record, Ref};
 use crate::app::App;
 use crate::dispatch::Ctx;
 use crate::tasks;
+use crate::vm::{allowed_ops, copies, devices, memory, power};
 
 /// Simulated time per step of long VM operations (`XAPI_SIM_STEP_DELAY_MS`, default 0), so
 /// progress and cancellation can be watched against the simulator.
@@ -126,7 +129,190 @@ fn clone_vm(ctx: &Ctx, vm: &Ref<classes::Vm>, new_name: &str) -> ApiResult<Ref<c
 xapi_idl::actions! {
     impl VmActions for App {
         fn clone(&self, ctx: &Ctx, vm: Ref<classes::Vm>, new_name: String) -> ApiResult<Ref<classes::Vm>> {
-            clone_vm(ctx, &vm, &new_name)
+            let new_vm = clone_vm(ctx, &vm, &new_name)?;
+            copies::after_clone(self, &vm, &new_vm)?;
+            Ok(new_vm)
+        }
+
+        // The VM lifecycle: thin calls into `crate::vm` (see its module docs).
+        fn start(&self, ctx: &Ctx, vm: Ref<classes::Vm>, start_paused: bool, force: bool) -> ApiResult<()> {
+            let _ = force;
+            power::start(ctx, vm.as_str(), start_paused, VmOperations::Start)
+        }
+
+        fn start_on(&self, ctx: &Ctx, vm: Ref<classes::Vm>, host: Ref<classes::Host>, start_paused: bool, force: bool) -> ApiResult<()> {
+            let _ = force;
+            power::assert_this_host(self, &host)?;
+            power::start(ctx, vm.as_str(), start_paused, VmOperations::StartOn)
+        }
+
+        fn clean_shutdown(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<()> {
+            power::clean_shutdown(ctx, vm.as_str())
+        }
+
+        fn hard_shutdown(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<()> {
+            power::hard_shutdown(ctx, vm.as_str())
+        }
+
+        fn shutdown(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<()> {
+            power::shutdown(ctx, vm.as_str())
+        }
+
+        fn clean_reboot(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<()> {
+            power::clean_reboot(ctx, vm.as_str())
+        }
+
+        fn hard_reboot(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<()> {
+            power::hard_reboot(ctx, vm.as_str())
+        }
+
+        fn pause(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<()> {
+            power::pause(ctx, vm.as_str())
+        }
+
+        fn unpause(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<()> {
+            power::unpause(ctx, vm.as_str())
+        }
+
+        fn suspend(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<()> {
+            power::suspend(ctx, vm.as_str())
+        }
+
+        fn resume(&self, ctx: &Ctx, vm: Ref<classes::Vm>, start_paused: bool, force: bool) -> ApiResult<()> {
+            let _ = force;
+            power::resume(ctx, vm.as_str(), start_paused, VmOperations::Resume)
+        }
+
+        fn resume_on(&self, ctx: &Ctx, vm: Ref<classes::Vm>, host: Ref<classes::Host>, start_paused: bool, force: bool) -> ApiResult<()> {
+            let _ = force;
+            power::assert_this_host(self, &host)?;
+            power::resume(ctx, vm.as_str(), start_paused, VmOperations::ResumeOn)
+        }
+
+        fn pool_migrate(&self, ctx: &Ctx, vm: Ref<classes::Vm>, host: Ref<classes::Host>, options: BTreeMap<String, String>) -> ApiResult<()> {
+            let _ = options;
+            power::pool_migrate(ctx, vm.as_str(), &host)
+        }
+
+        fn snapshot(&self, ctx: &Ctx, vm: Ref<classes::Vm>, new_name: String, ignore_vdis: Vec<Ref<classes::Vdi>>) -> ApiResult<Ref<classes::Vm>> {
+            let _ = ignore_vdis;
+            copies::snapshot(ctx, vm.as_str(), &new_name)
+        }
+
+        fn checkpoint(&self, ctx: &Ctx, vm: Ref<classes::Vm>, new_name: String) -> ApiResult<Ref<classes::Vm>> {
+            copies::checkpoint(ctx, vm.as_str(), &new_name)
+        }
+
+        fn revert(&self, ctx: &Ctx, snapshot: Ref<classes::Vm>) -> ApiResult<()> {
+            copies::revert(ctx, snapshot.as_str())
+        }
+
+        fn copy(&self, ctx: &Ctx, vm: Ref<classes::Vm>, new_name: String, sr: Ref<classes::Sr>) -> ApiResult<Ref<classes::Vm>> {
+            copies::copy(ctx, vm.as_str(), &new_name, &sr)
+        }
+
+        fn provision(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<()> {
+            copies::provision(ctx, vm.as_str())
+        }
+
+        fn get_boot_record(&self, ctx: &Ctx, self_: Ref<classes::Vm>) -> ApiResult<VmRecord> {
+            let _ = ctx;
+            copies::boot_record(self, self_.as_str())
+        }
+
+        fn query_services(&self, ctx: &Ctx, self_: Ref<classes::Vm>) -> ApiResult<BTreeMap<String, String>> {
+            let _ = ctx;
+            copies::query_services(self, self_.as_str())
+        }
+
+        fn assert_can_boot_here(&self, ctx: &Ctx, self_: Ref<classes::Vm>, host: Ref<classes::Host>) -> ApiResult<()> {
+            let _ = ctx;
+            copies::assert_can_boot_here(self, self_.as_str(), &host)
+        }
+
+        fn assert_operation_valid(&self, ctx: &Ctx, self_: Ref<classes::Vm>, op: VmOperations) -> ApiResult<()> {
+            let _ = ctx;
+            power::assert_operation_valid(self, self_.as_str(), op).map(|_| ())
+        }
+
+        fn update_allowed_operations(&self, ctx: &Ctx, self_: Ref<classes::Vm>) -> ApiResult<()> {
+            let _ = ctx;
+            crate::vm::read_vm(self, self_.as_str())?;
+            allowed_ops::update_vm(self, self_.as_str());
+            Ok(())
+        }
+
+        fn get_allowed_VBD_devices(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<Vec<String>> {
+            let _ = ctx;
+            devices::allowed_vbd_devices(self, vm.as_str())
+        }
+
+        fn get_allowed_VIF_devices(&self, ctx: &Ctx, vm: Ref<classes::Vm>) -> ApiResult<Vec<String>> {
+            let _ = ctx;
+            devices::allowed_vif_devices(self, vm.as_str())
+        }
+
+        fn set_HVM_boot_policy(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: String) -> ApiResult<()> {
+            let _ = ctx;
+            copies::set_hvm_boot_policy(self, self_.as_str(), &value)
+        }
+
+        fn set_domain_type(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: enums::DomainType) -> ApiResult<()> {
+            let _ = ctx;
+            copies::set_domain_type(self, self_.as_str(), value)
+        }
+
+        fn set_memory_limits(&self, ctx: &Ctx, self_: Ref<classes::Vm>, static_min: i64, static_max: i64, dynamic_min: i64, dynamic_max: i64) -> ApiResult<()> {
+            memory::set_memory_limits(ctx, self_.as_str(), memory::Limits { static_min, static_max, dynamic_min, dynamic_max })
+        }
+
+        fn set_memory_static_range(&self, ctx: &Ctx, self_: Ref<classes::Vm>, min: i64, max: i64) -> ApiResult<()> {
+            memory::set_memory_static_range(ctx, self_.as_str(), min, max)
+        }
+
+        fn set_memory_dynamic_range(&self, ctx: &Ctx, self_: Ref<classes::Vm>, min: i64, max: i64) -> ApiResult<()> {
+            memory::set_memory_dynamic_range(ctx, self_.as_str(), min, max)
+        }
+
+        fn set_memory_static_min(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: i64) -> ApiResult<()> {
+            memory::set_memory_bound(ctx, self_.as_str(), |l| l.static_min = value)
+        }
+
+        fn set_memory_static_max(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: i64) -> ApiResult<()> {
+            memory::set_memory_bound(ctx, self_.as_str(), |l| l.static_max = value)
+        }
+
+        fn set_memory_dynamic_min(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: i64) -> ApiResult<()> {
+            memory::set_memory_bound(ctx, self_.as_str(), |l| l.dynamic_min = value)
+        }
+
+        fn set_memory_dynamic_max(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: i64) -> ApiResult<()> {
+            memory::set_memory_bound(ctx, self_.as_str(), |l| l.dynamic_max = value)
+        }
+
+        fn set_memory(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: i64) -> ApiResult<()> {
+            memory::set_memory(ctx, self_.as_str(), value)
+        }
+
+        fn set_memory_target_live(&self, ctx: &Ctx, self_: Ref<classes::Vm>, target: i64) -> ApiResult<()> {
+            memory::set_memory_target_live(ctx, self_.as_str(), target)
+        }
+
+        fn set_VCPUs_number_live(&self, ctx: &Ctx, self_: Ref<classes::Vm>, nvcpu: i64) -> ApiResult<()> {
+            memory::set_vcpus_number_live(ctx, self_.as_str(), nvcpu)
+        }
+
+        fn set_VCPUs_max(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: i64) -> ApiResult<()> {
+            memory::set_vcpus_max(ctx, self_.as_str(), value)
+        }
+
+        fn set_actions_after_crash(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: enums::OnCrashBehaviour) -> ApiResult<()> {
+            let _ = ctx;
+            crate::vm::update::<VmRecord>(self, self_.as_str(), |r| r.actions_after_crash = value).map(|_| ())
+        }
+
+        fn set_VCPUs_at_startup(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: i64) -> ApiResult<()> {
+            memory::set_vcpus_at_startup(ctx, self_.as_str(), value)
         }
     }
 }

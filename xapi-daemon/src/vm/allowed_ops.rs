@@ -1,0 +1,140 @@
+//! Writes `allowed_operations` of a VM (from `lifecycle::check`) and of its VBDs and VIFs
+//! (from the VM's power state and the device's state), after every change that can move them.
+//!
+//! While an operation runs on a VM, its `allowed_operations` is whatever `lifecycle` allows
+//! next to the operations in progress.
+
+use xapi_idl::enums::{VbdOperations, VbdType, VifOperations, VmPowerState};
+use xapi_idl::records::{VbdRecord, VifRecord, VmGuestMetricsRecord, VmMetricsRecord, VmRecord};
+
+use crate::app::App;
+use crate::vm::lifecycle::{self, Facts};
+use crate::vm::{read, update};
+
+/// The allowed operations of a VM record as stored now.
+pub fn compute_vm(app: &App, vm: &str, rec: &VmRecord) -> Vec<xapi_idl::enums::VmOperations> {
+    let metrics = read::<VmMetricsRecord>(app, rec.metrics.as_str()).ok();
+    let guest_metrics = read::<VmGuestMetricsRecord>(app, rec.guest_metrics.as_str()).ok();
+    lifecycle::allowed_operations(&Facts {
+        vm,
+        rec,
+        metrics: metrics.as_ref(),
+        guest_metrics: guest_metrics.as_ref(),
+    })
+}
+
+/// Recomputes `allowed_operations` of a VM and its devices; failures are logged, not raised
+/// (the operation that caused the change has already happened).
+pub fn update_vm(app: &App, vm: &str) {
+    if let Err(e) = try_update_vm(app, vm) {
+        tracing::debug!(vm, error = %e, "allowed_operations not updated");
+    }
+}
+
+fn try_update_vm(app: &App, vm: &str) -> xapi_idl::ApiResult<()> {
+    let rec = read::<VmRecord>(app, vm)?;
+    let allowed = compute_vm(app, vm, &rec);
+    if allowed != rec.allowed_operations {
+        update::<VmRecord>(app, vm, |r| r.allowed_operations = allowed)?;
+    }
+    for vbd in &rec.vbds {
+        if let Ok(v) = read::<VbdRecord>(app, vbd.as_str()) {
+            let ops = vbd_operations(rec.power_state, &v);
+            if ops != v.allowed_operations && v.current_operations.is_empty() {
+                update::<VbdRecord>(app, vbd.as_str(), |v| v.allowed_operations = ops)?;
+            }
+        }
+    }
+    for vif in &rec.vifs {
+        if let Ok(v) = read::<VifRecord>(app, vif.as_str()) {
+            let ops = vif_operations(rec.power_state, &v);
+            if ops != v.allowed_operations && v.current_operations.is_empty() {
+                update::<VifRecord>(app, vif.as_str(), |v| v.allowed_operations = ops)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn live(state: VmPowerState) -> bool {
+    matches!(state, VmPowerState::Running | VmPowerState::Paused)
+}
+
+/// What a VBD allows given its VM's power state.
+pub fn vbd_operations(state: VmPowerState, vbd: &VbdRecord) -> Vec<VbdOperations> {
+    let mut ops = Vec::new();
+    if vbd.type_ == VbdType::Cd {
+        ops.push(if vbd.empty {
+            VbdOperations::Insert
+        } else {
+            VbdOperations::Eject
+        });
+    }
+    if state == VmPowerState::Running {
+        if vbd.currently_attached {
+            ops.extend([VbdOperations::Unplug, VbdOperations::UnplugForce]);
+        } else {
+            ops.push(VbdOperations::Plug);
+        }
+    } else if !live(state) {
+        ops.push(VbdOperations::Attach);
+    }
+    ops
+}
+
+/// What a VIF allows given its VM's power state.
+pub fn vif_operations(state: VmPowerState, vif: &VifRecord) -> Vec<VifOperations> {
+    match state {
+        VmPowerState::Running if vif.currently_attached => vec![VifOperations::Unplug],
+        VmPowerState::Running => vec![VifOperations::Plug],
+        VmPowerState::Paused => Vec::new(),
+        _ => vec![VifOperations::Attach],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attached_disk_of_a_running_vm_unplugs() {
+        let vbd = VbdRecord {
+            type_: VbdType::Disk,
+            currently_attached: true,
+            ..VbdRecord::default()
+        };
+        assert_eq!(
+            vbd_operations(VmPowerState::Running, &vbd),
+            vec![VbdOperations::Unplug, VbdOperations::UnplugForce]
+        );
+        assert_eq!(
+            vbd_operations(VmPowerState::Halted, &vbd),
+            vec![VbdOperations::Attach]
+        );
+    }
+
+    #[test]
+    fn an_empty_cd_drive_takes_a_disc() {
+        let vbd = VbdRecord {
+            type_: VbdType::Cd,
+            empty: true,
+            ..VbdRecord::default()
+        };
+        assert!(vbd_operations(VmPowerState::Halted, &vbd).contains(&VbdOperations::Insert));
+        assert!(!vbd_operations(VmPowerState::Halted, &vbd).contains(&VbdOperations::Eject));
+    }
+
+    #[test]
+    fn vifs_of_running_vms_plug_or_unplug() {
+        let mut vif = VifRecord::default();
+        assert_eq!(
+            vif_operations(VmPowerState::Running, &vif),
+            vec![VifOperations::Plug]
+        );
+        vif.currently_attached = true;
+        assert_eq!(
+            vif_operations(VmPowerState::Running, &vif),
+            vec![VifOperations::Unplug]
+        );
+    }
+}
