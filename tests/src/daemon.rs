@@ -26,7 +26,7 @@ pub fn bin_path(name: &str) -> PathBuf {
     let path = profile_dir.join(name);
     if !path.exists() {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut args = vec!["build", "--bin", name];
+        let mut args = vec!["build", "--workspace", "--bin", name];
         if release {
             args.push("--release");
         }

@@ -734,3 +734,20 @@ fn random_lifecycle_calls_agree_with_a_model() {
         assert_eq!(resident, live + 1, "step {step}: domains (dom0 included)");
     }
 }
+
+#[test]
+fn destroying_a_running_vm_is_refused_and_a_halted_one_goes() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let vm = new_vm(&mut api, "doomed", 256);
+    api.ok("VM.start", vec![s(&vm), b(false), b(false)]);
+    let err = api.err("VM.destroy", vec![s(&vm)]);
+    assert_eq!(code(&err), "VM_BAD_POWER_STATE", "{err:?}");
+    assert_eq!(power(&mut api, &vm), "Running");
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+    api.ok("VM.destroy", vec![s(&vm)]);
+    assert_eq!(
+        code(&api.err("VM.get_record", vec![s(&vm)])),
+        "HANDLE_INVALID"
+    );
+}

@@ -120,6 +120,9 @@ pub fn run(app: &App, msg: &MessageDef, kind: Implicit, args: Vec<Value>) -> Api
         Implicit::Create => create(app, class, t, &next()).map(Value::String),
         Implicit::Destroy => {
             let r = ref_arg(next())?;
+            if app.db.get(t, &r).is_some() {
+                crate::hooks::before_destroy(app, class, &r)?;
+            }
             app.db
                 .write(|txn| txn.delete(t, &r).map(|_| ()))
                 .map(|()| void())

@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod errors;
 pub mod events;
 pub mod files;
+pub mod hooks;
 pub mod implicit;
 pub mod rbac;
 pub mod rpc;
