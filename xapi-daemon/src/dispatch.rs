@@ -134,4 +134,3 @@ pub(crate) async fn run(ctx: Ctx, index: usize, params: Vec<Value>) -> ApiResult
         }
     }
 }
-

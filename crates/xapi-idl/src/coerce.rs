@@ -11,7 +11,11 @@ use crate::{ConvError, DateTime, Type, NULL_REF};
 
 /// Converts `v` to the canonical form of `ty`: ints as `Int`, enums in datamodel spelling,
 /// `""` refs as the null ref, datetimes in wire form, map keys rendered canonically.
-pub fn normalize(ty: &Type, v: &Value, enums: &HashMap<String, Vec<String>>) -> Result<Value, ConvError> {
+pub fn normalize(
+    ty: &Type,
+    v: &Value,
+    enums: &HashMap<String, Vec<String>>,
+) -> Result<Value, ConvError> {
     Ok(match ty {
         Type::String => match v {
             Value::String(_) => v.clone(),
@@ -68,19 +72,31 @@ pub fn normalize(ty: &Type, v: &Value, enums: &HashMap<String, Vec<String>>) -> 
 }
 
 /// Canonical spelling of a map key of type `ty`.
-pub fn normalize_key(ty: &Type, key: &str, enums: &HashMap<String, Vec<String>>) -> Result<String, ConvError> {
+pub fn normalize_key(
+    ty: &Type,
+    key: &str,
+    enums: &HashMap<String, Vec<String>>,
+) -> Result<String, ConvError> {
     let v = Value::String(key.to_owned());
     Ok(match ty {
-        Type::Int => i64::from_value_key(key).ok_or_else(|| ConvError::expected("int key", &v))?.to_string(),
+        Type::Int => i64::from_value_key(key)
+            .ok_or_else(|| ConvError::expected("int key", &v))?
+            .to_string(),
         Type::Enum(name) => normalize_enum(name, &v, enums)?,
         Type::Ref(_) if key.is_empty() => NULL_REF.to_owned(),
         _ => key.to_owned(),
     })
 }
 
-fn normalize_enum(name: &str, v: &Value, enums: &HashMap<String, Vec<String>>) -> Result<String, ConvError> {
+fn normalize_enum(
+    name: &str,
+    v: &Value,
+    enums: &HashMap<String, Vec<String>>,
+) -> Result<String, ConvError> {
     let expected = || ConvError::expected(&format!("enum {name}"), v);
-    let Value::String(s) = v else { return Err(expected()) };
+    let Value::String(s) = v else {
+        return Err(expected());
+    };
     enums
         .get(name)
         .and_then(|values| values.iter().find(|x| x.eq_ignore_ascii_case(s)))
@@ -103,24 +119,45 @@ mod tests {
     use super::*;
 
     fn enums() -> HashMap<String, Vec<String>> {
-        HashMap::from([("power".to_owned(), vec!["Halted".to_owned(), "Running".to_owned()])])
+        HashMap::from([(
+            "power".to_owned(),
+            vec!["Halted".to_owned(), "Running".to_owned()],
+        )])
     }
 
     #[test]
     fn enums_are_accepted_in_any_case_and_stored_canonically() {
-        let v = normalize(&Type::Enum("power".into()), &Value::String("running".into()), &enums()).unwrap();
+        let v = normalize(
+            &Type::Enum("power".into()),
+            &Value::String("running".into()),
+            &enums(),
+        )
+        .unwrap();
         assert_eq!(v, Value::String("Running".into()));
-        assert!(normalize(&Type::Enum("power".into()), &Value::String("flying".into()), &enums()).is_err());
+        assert!(normalize(
+            &Type::Enum("power".into()),
+            &Value::String("flying".into()),
+            &enums()
+        )
+        .is_err());
     }
 
     #[test]
     fn int_strings_become_ints() {
-        assert_eq!(normalize(&Type::Int, &Value::String("12".into()), &enums()).unwrap(), Value::Int(12));
+        assert_eq!(
+            normalize(&Type::Int, &Value::String("12".into()), &enums()).unwrap(),
+            Value::Int(12)
+        );
     }
 
     #[test]
     fn empty_ref_is_null() {
-        let v = normalize(&Type::Ref("VM".into()), &Value::String(String::new()), &enums()).unwrap();
+        let v = normalize(
+            &Type::Ref("VM".into()),
+            &Value::String(String::new()),
+            &enums(),
+        )
+        .unwrap();
         assert_eq!(v, Value::String(NULL_REF.into()));
     }
 
@@ -131,6 +168,9 @@ mod tests {
         assert_eq!(n, Value::Array(vec![Value::String("a".into())]));
         let map = Value::Struct(vec![("07".into(), Value::Int(1))]);
         let ty = Type::Map(Box::new(Type::Int), Box::new(Type::Int));
-        assert_eq!(normalize(&ty, &map, &enums()).unwrap(), Value::Struct(vec![("7".into(), Value::Int(1))]));
+        assert_eq!(
+            normalize(&ty, &map, &enums()).unwrap(),
+            Value::Struct(vec![("7".into(), Value::Int(1))])
+        );
     }
 }
