@@ -2,6 +2,7 @@
 //! directory and speaks XML-RPC / JSON-RPC to it over HTTP, HTTPS and the unix socket.
 //! Never links the daemon: everything goes over the wire.
 
+pub mod bench;
 pub mod client;
 pub mod daemon;
 pub mod typecheck;

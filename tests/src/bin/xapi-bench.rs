@@ -6,14 +6,8 @@
 //! and 16 concurrent keep-alive clients. Prints a table; asserts nothing.
 use std::time::{Duration, Instant};
 
+use xapi_system_tests::bench::{arg, percentile};
 use xapi_system_tests::{s, Api, Client, TestDaemon, Value};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn latencies(mut f: impl FnMut(), n: usize) -> (Duration, Duration) {
     let mut v: Vec<Duration> = (0..n)
@@ -25,15 +19,6 @@ fn latencies(mut f: impl FnMut(), n: usize) -> (Duration, Duration) {
         .collect();
     v.sort();
     (percentile(&v, 0.5), percentile(&v, 0.99))
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

@@ -8,16 +8,8 @@
 //! long that took and the host's free memory. Prints figures; asserts only that calls succeed.
 use std::time::{Duration, Instant};
 
+use xapi_system_tests::bench::arg;
 use xapi_system_tests::{s, Api, TestDaemon, Value};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A halted, non-template VM of `mib` MiB made from a default template.
 fn prototype(api: &mut Api, name: &str, mib: i64) -> String {
