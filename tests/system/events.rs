@@ -421,3 +421,35 @@ fn a_thousand_idle_waiters_cost_no_cpu_and_all_wake_on_one_change() {
         changed.elapsed()
     );
 }
+
+#[test]
+fn creating_a_vif_is_also_a_change_of_its_vm() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let net = new_network(&mut api, "vif-net");
+    let Value::Array(vms) = api.ok("VM.get_all", vec![]) else {
+        panic!()
+    };
+    let vm = vms[0].as_str().expect("ref").to_owned();
+    let t = token(&event_from(&mut api, &["vm"], "", 0.0));
+    let vif = api.string(
+        "VIF.create",
+        vec![Value::Struct(vec![
+            ("device".into(), s("7")),
+            ("network".into(), s(&net)),
+            ("VM".into(), s(&vm)),
+        ])],
+    );
+    let batch = event_from(&mut api, &["vm"], &t, 5.0);
+    let evs = events(&batch);
+    let ev = evs
+        .iter()
+        .find(|e| field(e, "ref") == vm)
+        .unwrap_or_else(|| panic!("no VM event in {evs:?}"));
+    assert_eq!(field(ev, "operation"), "mod");
+    let vifs = ev.get("snapshot").and_then(|x| x.get("VIFs"));
+    assert!(
+        matches!(vifs, Some(Value::Array(v)) if v.contains(&s(&vif))),
+        "snapshot lists the new VIF: {vifs:?}"
+    );
+}
