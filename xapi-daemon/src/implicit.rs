@@ -215,15 +215,13 @@ fn uuid_of(app: &App, class: &ClassDef, t: TableId, r: &str) -> String {
 
 /// A row as the wire record: every field but removed ones, named as the datamodel names them.
 pub fn record_value(class: &ClassDef, row: &[Value]) -> Value {
-    Value::Struct(
-        class
-            .fields
-            .iter()
-            .zip(row)
-            .filter(|(f, _)| f.lifecycle != Lifecycle::Removed)
-            .map(|(f, v)| (f.name.clone(), v.clone()))
-            .collect(),
-    )
+    let mut members = Vec::with_capacity(class.fields.len());
+    for (f, v) in class.fields.iter().zip(row) {
+        if f.lifecycle != Lifecycle::Removed {
+            members.push((f.name.clone(), v.clone()));
+        }
+    }
+    Value::Struct(members)
 }
 
 fn records_map(class: &ClassDef, rows: Vec<(String, xapi_db::Row)>) -> Value {
