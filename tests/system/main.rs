@@ -6,6 +6,7 @@ mod fields;
 mod login;
 mod messages;
 mod persistence;
+mod plugins;
 mod python;
 mod rbac;
 mod seed;

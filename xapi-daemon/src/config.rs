@@ -70,6 +70,13 @@ pub struct Config {
     pub auth: AuthMode,
     /// The PAM service name (`xapi` when installed).
     pub pam_service: String,
+    /// Where `host.call_plugin` finds plugins (`plugins-dir`; installed: `/etc/xapi.d/plugins`).
+    pub plugins_dir: PathBuf,
+    /// How long a plugin may run before its process group is killed (`plugin-timeout-ms`).
+    pub plugin_timeout: Duration,
+    /// Directory put on plugins' `PYTHONPATH` (`plugin-python-path`); the default
+    /// `<state-dir>/python` is filled with the helper modules built into the daemon.
+    pub plugin_python_path: PathBuf,
 }
 
 /// A configuration problem, reported before anything starts.
@@ -177,7 +184,16 @@ impl Config {
                 })
             }
         };
+        let plugins_dir = get("plugins-dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| state_dir.join("plugins"));
+        let plugin_python_path = get("plugin-python-path")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| state_dir.join("python"));
         Ok(Config {
+            plugins_dir,
+            plugin_timeout: millis("plugin-timeout-ms", 300_000)?,
+            plugin_python_path,
             auth,
             pam_service: get("pam-service").unwrap_or_else(|| "xapi".to_owned()),
             http,
@@ -273,6 +289,28 @@ mod tests {
         assert_eq!(c.https, None);
         assert_eq!(c.state_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.socket, Some(PathBuf::from("/tmp/x/xapi.sock")));
+        assert_eq!(c.plugins_dir, PathBuf::from("/tmp/x/plugins"));
+        assert_eq!(c.plugin_python_path, PathBuf::from("/tmp/x/python"));
+    }
+
+    #[test]
+    fn plugins_dir_comes_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("xapi.conf");
+        std::fs::write(
+            &conf,
+            "state-dir = /tmp/z\nplugins-dir = /etc/xapi.d/plugins\nplugin_timeout_ms = 1500\n",
+        )
+        .unwrap();
+        let c = Config::resolve(Args {
+            config: Some(conf),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(c.plugins_dir, PathBuf::from("/etc/xapi.d/plugins"));
+        if std::env::var_os("XAPI_PLUGIN_TIMEOUT_MS").is_none() {
+            assert_eq!(c.plugin_timeout, Duration::from_millis(1500));
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod events;
 pub mod files;
 pub mod hooks;
 pub mod implicit;
+pub mod plugins;
 pub mod rbac;
 pub mod rpc;
 pub mod schema;
@@ -42,7 +43,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on http {addr}: {e}"))?;
-        lines.push(format!("listening on http://{}", l.local_addr()?));
+        let bound = l.local_addr()?;
+        plugins::set_http_address(bound);
+        lines.push(format!("listening on http://{bound}"));
         tasks.push(tokio::spawn(server::serve_tcp(app.clone(), l, None)));
     }
     if let Some(addr) = app.config.https {
@@ -86,12 +89,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(pw) => println!("xapi: log in as root with password: {pw}  (shown once; set XAPI_ROOT_PASSWORD to choose one)"),
         None => println!("xapi: log in as root with the password set on first start (or XAPI_ROOT_PASSWORD)"),
     }
-    println!("xapi: ready");
     if tasks.is_empty() {
         anyhow::bail!("no listener configured");
     }
+    println!("xapi: ready");
+    notify_ready();
     futures_wait(tasks).await;
     Ok(())
+}
+
+/// Tells systemd (`Type=notify`) that the listeners are up: `READY=1` as one datagram to
+/// `$NOTIFY_SOCKET` (a path, or `@name` for the abstract namespace). No-op when unset.
+fn notify_ready() {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|sock| {
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str());
+        match bytes.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                sock.send_to_addr(b"READY=1\n", &addr)
+            }
+            None => sock.send_to(b"READY=1\n", &target),
+        }
+    });
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "cannot notify systemd of readiness");
+    }
 }
 
 async fn futures_wait(tasks: Vec<tokio::task::JoinHandle<()>>) {

@@ -1,4 +1,6 @@
 //! `host.*` explicit messages.
+use std::collections::BTreeMap;
+
 use xapi_idl::traits::HostActions;
 use xapi_idl::{classes, ApiResult, Ref};
 
@@ -21,6 +23,12 @@ xapi_idl::actions! {
             crate::vm::power::assert_this_host(&ctx.app, &host)?;
             // The simulated host charges no memory beyond what its domains hold.
             Ok(0)
+        }
+
+        fn call_plugin(&self, ctx: &Ctx, host: Ref<classes::Host>, plugin: String, fn_: String, args: BTreeMap<String, String>) -> ApiResult<String> {
+            crate::vm::power::assert_this_host(&ctx.app, &host)?;
+            let session = ctx.session.as_ref().map(|s| s.r.as_str()).unwrap_or_default();
+            crate::plugins::call(&self.config, session, &plugin, &fn_, &args)
         }
     }
 }

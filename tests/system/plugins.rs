@@ -1,0 +1,274 @@
+//! `host.call_plugin`: Python plugins written against the shipped `XenAPIPlugin` module,
+//! failures, exceptions, timeouts, missing and path-traversing names, and a plugin that calls
+//! back into the daemon with the session it was given.
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use xapi_system_tests::{s, Api, TestDaemon, Value};
+
+/// The interpreter the plugins' `#!` line names (the daemon gives plugins a minimal `PATH`).
+fn python() -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is installed (.ci/run installs it)");
+    String::from_utf8(out.stdout)
+        .expect("utf-8 path")
+        .trim()
+        .to_owned()
+}
+
+fn write_plugin(dir: &Path, name: &str, text: &str) {
+    std::fs::create_dir_all(dir).expect("create plugins dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write plugin");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod plugin");
+}
+
+fn python_plugin(dir: &Path, name: &str, body: &str) {
+    let text = format!(
+        "#!{}\nimport os, sys, time\nimport XenAPI, XenAPIPlugin\n{body}\n",
+        python()
+    );
+    write_plugin(dir, name, &text);
+}
+
+const ECHO: &str = r#"
+def main(session, args):
+    return ";".join("%s=%s" % kv for kv in sorted(args.items()))
+
+def whoami(session, args):
+    return session._session
+
+if __name__ == "__main__":
+    XenAPIPlugin.dispatch({"main": main, "whoami": whoami})
+"#;
+
+const FAILS: &str = r#"
+def main(session, args):
+    raise XenAPIPlugin.Failure("MY_PLUGIN_ERROR", ["first", args.get("x", "")])
+
+def crash(session, args):
+    raise ValueError("bad value " + args.get("x", ""))
+
+if __name__ == "__main__":
+    XenAPIPlugin.dispatch({"main": main, "crash": crash})
+"#;
+
+const CALLBACK: &str = r#"
+def local(session, args):
+    host = session.xenapi.host.get_all()[0]
+    return session.xenapi.host.get_name_label(host)
+
+def over_http(session, args):
+    remote = XenAPI.Session(os.environ["XAPI_HTTP"])
+    remote._session = session._session
+    pool = remote.xenapi.pool.get_all()[0]
+    return remote.xenapi.pool.get_master(pool)
+
+if __name__ == "__main__":
+    XenAPIPlugin.dispatch({"local": local, "over_http": over_http})
+"#;
+
+fn host(api: &mut Api) -> String {
+    match api.ok("host.get_all", vec![]) {
+        Value::Array(hosts) => hosts[0].as_str().expect("host ref").to_owned(),
+        other => panic!("host.get_all: {other:?}"),
+    }
+}
+
+fn args(pairs: &[(&str, &str)]) -> Value {
+    Value::Struct(pairs.iter().map(|(k, v)| (k.to_string(), s(v))).collect())
+}
+
+fn call(
+    api: &mut Api,
+    host: &str,
+    plugin: &str,
+    fn_name: &str,
+    a: Value,
+) -> Result<Value, Vec<String>> {
+    api.call("host.call_plugin", vec![s(host), s(plugin), s(fn_name), a])
+}
+
+#[test]
+fn python_plugins_run_with_upstreams_protocol_and_errors() {
+    let d = TestDaemon::start();
+    let dir = d.state_dir().join("plugins");
+    python_plugin(&dir, "echo", ECHO);
+    python_plugin(&dir, "fails", FAILS);
+    write_plugin(
+        &dir,
+        "exits",
+        "#!/bin/sh\necho partial output\necho something broke >&2\nexit 3\n",
+    );
+    write_plugin(&dir, "garbage", "#!/bin/sh\necho this is not XML-RPC\n");
+    write_plugin(
+        &dir,
+        "fault",
+        "#!/bin/sh\necho '<?xml version=\"1.0\"?><methodResponse><fault><value><struct><member><name>faultCode</name><value><int>7</int></value></member><member><name>faultString</name><value>no such thing</value></member></struct></value></fault></methodResponse>'\n",
+    );
+    let mut api = d.login();
+    let h = host(&mut api);
+
+    let echoed = call(
+        &mut api,
+        &h,
+        "echo",
+        "main",
+        args(&[("b", "2"), ("a", "<&>")]),
+    )
+    .unwrap();
+    assert_eq!(echoed, s("a=<&>;b=2"));
+    let me = call(&mut api, &h, "echo", "whoami", args(&[])).unwrap();
+    assert_eq!(me, s(&api.session), "the plugin gets the caller's session");
+    assert_eq!(
+        call(&mut api, &h, "echo", "nothing", args(&[])).unwrap_err(),
+        vec!["UNKNOWN_XENAPI_PLUGIN_FUNCTION", "nothing"]
+    );
+
+    assert_eq!(
+        call(&mut api, &h, "fails", "main", args(&[("x", "y")])).unwrap_err(),
+        vec!["MY_PLUGIN_ERROR", "first", "y"],
+        "a plugin's Failure reaches the caller with its own code"
+    );
+    assert_eq!(
+        call(&mut api, &h, "fails", "crash", args(&[("x", "42")])).unwrap_err(),
+        vec![
+            "XENAPI_PLUGIN_FAILURE",
+            "crash",
+            "ValueError",
+            "bad value 42"
+        ]
+    );
+    assert_eq!(
+        call(&mut api, &h, "exits", "main", args(&[])).unwrap_err(),
+        vec![
+            "XENAPI_PLUGIN_FAILURE",
+            "non-zero exit",
+            "partial output\n",
+            "something broke\n"
+        ]
+    );
+    let e = call(&mut api, &h, "garbage", "main", args(&[])).unwrap_err();
+    assert_eq!(
+        e[..3],
+        [
+            "XENAPI_PLUGIN_FAILURE",
+            "failed to parse plugin output",
+            "this is not XML-RPC\n"
+        ]
+    );
+    assert_eq!(
+        call(&mut api, &h, "fault", "main", args(&[])).unwrap_err(),
+        vec!["XENAPI_PLUGIN_FAILURE", "fault", "7", "no such thing"]
+    );
+
+    // Async.host.call_plugin runs as a task like every other explicit message.
+    let task = api.ok(
+        "Async.host.call_plugin",
+        vec![s(&h), s("echo"), s("main"), args(&[("k", "v")])],
+    );
+    let task = task.as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = api.ok("task.get_status", vec![s(&task)]);
+        if status != s("pending") {
+            assert_eq!(status, s("success"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "task never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let result = api.string("task.get_result", vec![s(&task)]);
+    assert!(result.contains("k=v"), "{result}");
+}
+
+#[test]
+fn missing_and_path_traversing_plugins_are_refused() {
+    let d = TestDaemon::start();
+    let dir = d.state_dir().join("plugins");
+    python_plugin(&dir, "echo", ECHO);
+    // An executable just outside the plugins directory, and a directory inside it.
+    python_plugin(d.state_dir(), "outside", ECHO);
+    python_plugin(&dir.join("sub"), "inner", ECHO);
+    let mut api = d.login();
+    let h = host(&mut api);
+    for name in [
+        "nope",
+        "../outside",
+        "sub/inner",
+        "sub",
+        "..",
+        ".",
+        "",
+        "/bin/true",
+        "echo/",
+    ] {
+        assert_eq!(
+            call(&mut api, &h, name, "main", args(&[])).unwrap_err(),
+            vec!["XENAPI_MISSING_PLUGIN", name],
+            "{name:?}"
+        );
+    }
+    let e = call(&mut api, "OpaqueRef:nonsense", "echo", "main", args(&[])).unwrap_err();
+    assert_eq!(e[0], "HANDLE_INVALID");
+}
+
+#[test]
+fn plugins_call_back_into_the_daemon_with_their_session() {
+    let d = TestDaemon::start();
+    let dir = d.state_dir().join("plugins");
+    python_plugin(&dir, "callback", CALLBACK);
+    let mut api = d.login();
+    let h = host(&mut api);
+    api.ok("host.set_name_label", vec![s(&h), s("plugin-host")]);
+    assert_eq!(
+        call(&mut api, &h, "callback", "local", args(&[])).unwrap(),
+        s("plugin-host"),
+        "XenAPI.xapi_local() reaches the daemon over its unix socket"
+    );
+    assert_eq!(
+        call(&mut api, &h, "callback", "over_http", args(&[])).unwrap(),
+        s(&h),
+        "a XenAPI.Session over http works with the plugin's session"
+    );
+}
+
+#[test]
+fn slow_plugins_are_killed_after_the_configured_timeout() {
+    let plugins = tempfile::tempdir().unwrap();
+    let marker = plugins.path().join("survivor");
+    write_plugin(
+        plugins.path(),
+        "slow",
+        &format!(
+            "#!/bin/sh\necho started\n(sleep 3; touch {}) &\nsleep 60\n",
+            marker.display()
+        ),
+    );
+    python_plugin(plugins.path(), "echo", ECHO);
+    let d = TestDaemon::start_with_config(&format!(
+        "plugins-dir = {}\nplugin-timeout-ms = 1000\n",
+        plugins.path().display()
+    ));
+    let mut api = d.login();
+    let h = host(&mut api);
+    assert_eq!(
+        call(&mut api, &h, "echo", "main", args(&[("x", "1")])).unwrap(),
+        s("x=1"),
+        "plugins-dir from the config file is used"
+    );
+    let start = Instant::now();
+    let e = call(&mut api, &h, "slow", "main", args(&[])).unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(e[0], "XENAPI_PLUGIN_FAILURE");
+    assert!(e[1].starts_with("timeout"), "{e:?}");
+    assert_eq!(e[2], "started\n");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // The whole process group was killed: the background child never finishes.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(!marker.exists(), "the plugin's child survived the timeout");
+}
