@@ -98,8 +98,44 @@ fn execute(opts: &ClientOpts, cmd: &CommandLine, p: &mut Printer) -> Result<(), 
         Impl::Explicit => ops::run(&mut api, p, spec, cmd),
         Impl::Generic(g, ci) => generic::run(&mut api, p, g, &fields::cli_classes()[ci], cmd),
     };
+    let result = result.map_err(|e| name_error_refs(&mut api, e));
     api.logout();
     result
+}
+
+/// As upstream, references in an API error's parameters are printed as `uuid (name-label)`:
+/// each `OpaqueRef:` is looked up in the class its parameter is named after (`vm`, `host`...).
+fn name_error_refs(api: &mut Api, e: CliError) -> CliError {
+    let CliError::Api { code, mut params } = e else {
+        return e;
+    };
+    let names = table::data()
+        .errors
+        .get(&code)
+        .map(|d| d.params.clone())
+        .unwrap_or_default();
+    for (value, name) in params.iter_mut().zip(names) {
+        if !value.starts_with("OpaqueRef:") || value == api::NULL_REF {
+            continue;
+        }
+        let Some(class) = fields::cli_classes()
+            .iter()
+            .find(|c| c.wire.eq_ignore_ascii_case(&name))
+        else {
+            continue;
+        };
+        if let Ok(Some(rec)) = api.record(&class.wire, value) {
+            let uuid = api::field_text(&rec, "uuid");
+            if uuid.is_empty() {
+                continue;
+            }
+            *value = match rec.get("name_label") {
+                Some(_) => format!("{uuid} ({})", api::field_text(&rec, "name_label")),
+                None => uuid,
+            };
+        }
+    }
+    CliError::Api { code, params }
 }
 
 fn main() {

@@ -627,23 +627,55 @@ fn vm_install(api: &mut Api, p: &mut Printer, cmd: &CommandLine) -> Result<(), C
                 (None, _) => return Err(fail("Multiple SRs with that name-label found")),
             };
     }
+    // As upstream: disks listed in the template need an SR, given or the pool's default.
+    if sr.is_none()
+        && default_sr(api)?.is_none()
+        && matches!(trec.get("other_config"), Some(Value::Struct(m)) if m.iter().any(|(k, _)| k == "disks"))
+    {
+        return Err(fail(
+            "Failed to find a valid default SR for the Pool. Please provide an sr-name-label or sr-uuid parameter.",
+        ));
+    }
     let new_vm = match &sr {
         Some(sr) => api.call_string("VM.copy", vec![s(&template), s(&name), s(sr)])?,
         None => api.call_string("VM.clone", vec![s(&template), s(&name)])?,
     };
+    match finish_install(api, &new_vm, &trec, sr.as_deref()) {
+        Ok(uuid) => {
+            p.list(&[uuid]);
+            Ok(())
+        }
+        Err(e) => {
+            // As upstream: a half-installed VM is removed before the error is reported.
+            let _ = api.call("VM.destroy", vec![s(&new_vm)]);
+            Err(e)
+        }
+    }
+}
+
+/// The steps after the clone (or copy) of `vm-install`: description, suspend SR, provision,
+/// and the template flag cleared (servers whose `VM.provision` leaves it set); the new uuid.
+fn finish_install(
+    api: &mut Api,
+    new_vm: &str,
+    template_rec: &Value,
+    sr: Option<&str>,
+) -> Result<String, CliError> {
     api.call(
         "VM.set_name_description",
-        vec![s(&new_vm), s("Installed via xe CLI")],
+        vec![s(new_vm), s("Installed via xe CLI")],
     )?;
     let suspend_sr = sr
-        .clone()
-        .unwrap_or_else(|| field_text(&trec, "suspend_SR"));
+        .map(str::to_owned)
+        .unwrap_or_else(|| field_text(template_rec, "suspend_SR"));
     if !suspend_sr.is_empty() {
-        api.call("VM.set_suspend_SR", vec![s(&new_vm), s(&suspend_sr)])?;
+        api.call("VM.set_suspend_SR", vec![s(new_vm), s(&suspend_sr)])?;
     }
-    api.call("VM.provision", vec![s(&new_vm)])?;
-    p.list(&[api.call_string("VM.get_uuid", vec![s(&new_vm)])?]);
-    Ok(())
+    api.call("VM.provision", vec![s(new_vm)])?;
+    if api.call("VM.get_is_a_template", vec![s(new_vm)])? == Value::Bool(true) {
+        api.call("VM.set_is_a_template", vec![s(new_vm), Value::Bool(false)])?;
+    }
+    api.call_string("VM.get_uuid", vec![s(new_vm)])
 }
 
 fn vm_uninstall(

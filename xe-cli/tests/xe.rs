@@ -4,7 +4,8 @@ mod common;
 use common::{golden, normalise, xe, xe_env};
 use xapi_system_tests::TestDaemon;
 
-/// One step of a transcript: arguments, where `{net}` is replaced by the network's uuid.
+/// One step of a transcript: arguments, where `{net}`, `{lan}`, `{tpl}` and `{vm}` are replaced
+/// by uuids printed by earlier steps (see `CAPTURES`).
 const TRANSCRIPT: &[&str] = &[
     "host-list",
     "pool-list params=uuid,name-label,master",
@@ -33,29 +34,64 @@ const TRANSCRIPT: &[&str] = &[
     "network-param-get uuid={net} param-name=no-such-param",
     "network-param-set uuid={net} managed=false",
     "network-list name-label=storage-net --minimal params=uuid",
+    // The VM lifecycle. No SR exists (the daemon does not create storage yet), so the
+    // template's disk list is dropped first, as for a diskless network-booted VM.
     "vm-install template=no-such-template new-name-label=web01",
     "vm-install template=CentOS~Stream~8 new-name-label=web01",
+    "template-list name-label=CentOS~Stream~8 params=uuid --minimal",
+    "template-param-remove uuid={tpl} param-name=other-config param-key=disks",
+    "vm-install template=CentOS~Stream~8 new-name-label=web01",
+    "vm-list name-label=web01 params=name-label,name-description,power-state,is-a-template",
+    "vm-disk-add vm=web01 disk-size=1GiB device=0",
+    "network-list bridge=xenbr0 params=uuid --minimal",
+    "vif-create vm-uuid={vm} network-uuid={lan} device=0 mac=00:16:3e:00:00:01",
+    "vm-vif-list vm=web01 params=device,MAC,network-name-label,vm-name-label",
     "vm-start vm=web01",
+    "vm-start vm=web01",
+    "vm-list name-label=web01 params=name-label,power-state",
+    "vm-snapshot vm=web01 new-name-label=web01-before-upgrade",
+    "snapshot-list params=name-label,is-a-snapshot",
+    "vm-shutdown vm=web01",
+    "vm-list name-label=web01 params=power-state --minimal",
     "vm-shutdown",
+    "vm-uninstall vm=web01 --force",
+    "vm-list name-label=web01",
     "network-destroy uuid={net}",
     "network-param-list uuid={net}",
     "frobnicate",
     "help network-create",
 ];
 
+/// Steps whose output (a uuid) later steps refer to as `{key}`: (step prefix, key).
+const CAPTURES: &[(&str, &str)] = &[
+    ("network-create", "net"),
+    (
+        "template-list name-label=CentOS~Stream~8 params=uuid",
+        "tpl",
+    ),
+    ("vm-install template=CentOS", "vm"),
+    ("network-list bridge=xenbr0", "lan"),
+];
+
 #[test]
 fn admin_transcript_matches_golden_output() {
     let d = TestDaemon::start();
-    let mut net = String::new();
+    let mut captured: Vec<(&str, String)> = Vec::new();
     let mut transcript = String::new();
     for step in TRANSCRIPT {
-        let line = step.replace("{net}", &net);
-        let args: Vec<String> = line.split(' ').map(|a| a.replace('~', " ")).collect();
+        let mut line = step.to_string();
+        for (key, value) in &captured {
+            line = line.replace(&format!("{{{key}}}"), value);
+        }
         // Template names contain spaces: the transcript spells them with `~`.
+        let args: Vec<String> = line.split(' ').map(|a| a.replace('~', " ")).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = xe(&d, &args);
-        if step.starts_with("network-create") {
-            net = r.out.trim().to_owned();
+        for (prefix, key) in CAPTURES {
+            if step.starts_with(prefix) && r.code == 0 {
+                captured.retain(|(k, _)| k != key);
+                captured.push((key, r.out.trim().to_owned()));
+            }
         }
         transcript.push_str(&format!(
             "$ xe {line}\n{}{}[exit {}]\n",
@@ -257,12 +293,36 @@ fn bad_selectors_missing_and_unknown_params_fail_the_upstream_way() {
             assert!(!r.err.is_empty(), "{name}");
         }
     }
-    // NOT_IMPLEMENTED answers are reported the upstream way wherever they occur.
+    // As upstream, no selector means every VM, and vm-start may pick the control domain: the
+    // server's refusal is printed with its documented text and the VM as `uuid (name-label)`.
+    let dom0 = xe(
+        &d,
+        &[
+            "vm-list",
+            "is-control-domain=true",
+            "params=uuid",
+            "--minimal",
+        ],
+    );
     let r = xe(&d, &["vm-start"]);
     assert_eq!(r.code, 1);
+    let doc: serde_json::Value = serde_json::from_str(include_str!("../data/xe.json")).unwrap();
+    let message = doc["errors"]["VM_BAD_POWER_STATE"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(
         r.err,
-        "The function is not implemented\nfunction: VM.start\n"
+        format!(
+            "{message}\nvm: {} (Control domain on host: vm)\nexpected: halted\nactual: running\n",
+            dom0.out.trim()
+        )
+    );
+    // NOT_IMPLEMENTED answers are reported the upstream way wherever they occur.
+    let r = xe(&d, &["host-dmesg"]);
+    assert_eq!(
+        (r.code, r.err.as_str()),
+        (1, "The function is not implemented\nfunction: host.dmesg\n")
     );
     let _ = not_implemented;
     // Unknown parameters: generic commands reject unknown fields as upstream does; explicit
