@@ -272,3 +272,40 @@ fn slow_plugins_are_killed_after_the_configured_timeout() {
     std::thread::sleep(Duration::from_millis(3500));
     assert!(!marker.exists(), "the plugin's child survived the timeout");
 }
+
+/// The installed `/etc/xapi.conf` is accepted by the daemon (listeners and state directory
+/// overridden by the harness's flags), and `Type=notify` readiness reaches `$NOTIFY_SOCKET`.
+#[test]
+fn packaged_config_starts_and_notifies_systemd() {
+    let notify_dir = tempfile::tempdir().unwrap();
+    let notify_path = notify_dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let conf = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/xapi.conf"),
+    )
+    .unwrap();
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf_path = conf_dir.path().join("xapi.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let d = TestDaemon::start_with(&[
+        ("XAPI_TEST_CONFIG", conf_path.to_str().unwrap()),
+        ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),
+    ]);
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).expect("READY=1 datagram");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    // Over the unix socket root needs no password (PAM is configured for TCP logins).
+    let mut api = Api::login(d.client(d.unix()), "root", "").expect("unix socket login");
+    let h = host(&mut api);
+    // The packaged plugins directory is /etc/xapi.d/plugins, not the state directory's.
+    python_plugin(&d.state_dir().join("plugins"), "echo", ECHO);
+    if !Path::new("/etc/xapi.d/plugins/echo").exists() {
+        assert_eq!(
+            call(&mut api, &h, "echo", "main", args(&[])).unwrap_err(),
+            vec!["XENAPI_MISSING_PLUGIN", "echo"]
+        );
+    }
+}
