@@ -128,7 +128,18 @@ class Session(_xmlrpc.ServerProxy):
                 return _unwrap(self._request("session." + short, (self._session,)))
             finally:
                 self._session = None
-        return _unwrap(self._request(name, (self._session,) + tuple(params)))
+        try:
+            return _unwrap(self._request(name, (self._session,) + tuple(params)))
+        except Failure as e:
+            # An expired session is renewed once with the last login's credentials.
+            if e.details[:1] != ["SESSION_INVALID"] or self._last_login_method is None:
+                raise
+            self._login(self._last_login_method, self._last_login_params)
+            return _unwrap(self._request(name, (self._session,) + tuple(params)))
+
+    def xenapi_request(self, methodname, params):
+        """Calls `methodname` (e.g. ``VM.get_all``) with the session prepended to `params`."""
+        return self._call(methodname, params)
 
     def _request(self, name, params):
         return getattr(_xmlrpc.ServerProxy, "_ServerProxy__request")(self, name, params)
