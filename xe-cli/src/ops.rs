@@ -113,7 +113,19 @@ pub fn run(
         "vm-install" => vm_install(api, p, cmd)?,
         "vm-uninstall" => {
             let objs = vm_op(api, false)?;
-            let objs = select::run_on(Family::Vm, objs, cmd, true, api, |_, o| Ok(o.clone()))?;
+            let mut objs = select::run_on(Family::Vm, objs, cmd, true, api, |_, o| Ok(o.clone()))?;
+            // As upstream, the VMs' snapshots go with them.
+            let mut snapshots = Vec::new();
+            for (_, rec) in &objs {
+                if let Some(Value::Array(refs)) = rec.get("snapshots") {
+                    for r in refs.iter().filter_map(Value::as_str) {
+                        if let Some(snap) = api.record("VM", r)? {
+                            snapshots.push((r.to_owned(), snap));
+                        }
+                    }
+                }
+            }
+            objs.extend(snapshots);
             vm_uninstall(api, p, cmd, objs)?;
         }
         "template-uninstall" | "snapshot-uninstall" => {
@@ -685,50 +697,66 @@ fn vm_uninstall(
     objs: Vec<Obj>,
 ) -> Result<(), CliError> {
     let mut plan: Vec<(String, Vec<String>)> = Vec::new();
-    let mut lines = Vec::new();
+    let mut lines = vec!["The following items are about to be destroyed".to_owned()];
     for (vm, rec) in &objs {
         lines.push(format!(
             "VM : {} ({})",
             field_text(rec, "uuid"),
             field_text(rec, "name_label")
         ));
+        // Disks the VM owns (VBD other-config:owner), then its suspend image.
         let mut vdis = Vec::new();
         if let Some(Value::Array(vbds)) = rec.get("VBDs") {
-            for v in vbds {
-                let Some(vbd) = v.as_str() else { continue };
+            for vbd in vbds.iter().filter_map(Value::as_str) {
                 let Some(vbd_rec) = api.record("VBD", vbd)? else {
                     continue;
                 };
                 let owned = matches!(vbd_rec.get("other_config"), Some(Value::Struct(m)) if m.iter().any(|(k, _)| k == "owner"));
-                let vdi = field_text(&vbd_rec, "VDI");
                 if owned {
-                    if let Some(vdi_rec) = api.record("VDI", &vdi)? {
-                        lines.push(format!(
-                            "VDI: {} ({})",
-                            field_text(&vdi_rec, "uuid"),
-                            field_text(&vdi_rec, "name_label")
-                        ));
-                        vdis.push(vdi);
-                    }
+                    vdis.push(field_text(&vbd_rec, "VDI"));
                 }
             }
         }
-        plan.push((vm.clone(), vdis));
+        vdis.push(field_text(rec, "suspend_VDI"));
+        let mut found = Vec::new();
+        for vdi in vdis {
+            let Some(vdi_rec) = api.record("VDI", &vdi)? else {
+                continue;
+            };
+            let shared = matches!(vdi_rec.get("VBDs"), Some(Value::Array(v)) if v.len() > 1);
+            lines.push(format!(
+                "VDI: {} ({}) {}",
+                field_text(&vdi_rec, "uuid"),
+                field_text(&vdi_rec, "name_label"),
+                if shared {
+                    " ** WARNING: disk is shared by other VMs"
+                } else {
+                    ""
+                }
+            ));
+            found.push(vdi);
+        }
+        plan.push((vm.clone(), found));
     }
+    p.list(&lines);
     if !cmd.flag("force") {
-        p.list(&["The following items are about to be destroyed".to_owned()]);
-        p.list(&lines);
         p.list(&["Type 'yes' to continue".to_owned()]);
         let (out, _) = std::mem::take(p).finish(false);
         print!("{out}");
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);
-        if answer.trim() != "yes" {
-            p.list(&["Aborted".to_owned()]);
+        if !answer.trim().eq_ignore_ascii_case("yes") {
+            p.list(&[format!(
+                "Aborted (you typed: '{}')",
+                answer.trim_end_matches('\n')
+            )]);
             return Ok(());
         }
     }
     for (vm, vdis) in plan {
+        if api.call_string("VM.get_power_state", vec![s(&vm)])? != "Halted" {
+            api.call("VM.hard_shutdown", vec![s(&vm)])?;
+        }
         api.call("VM.destroy", vec![s(&vm)])?;
         for vdi in vdis {
             api.call("VDI.destroy", vec![s(&vdi)])?;

@@ -56,6 +56,7 @@ const TRANSCRIPT: &[&str] = &[
     "vm-shutdown",
     "vm-uninstall vm=web01 --force",
     "vm-list name-label=web01",
+    "snapshot-list params=name-label --minimal",
     "network-destroy uuid={net}",
     "network-param-list uuid={net}",
     "frobnicate",
