@@ -639,20 +639,27 @@ fn vm_install(api: &mut Api, p: &mut Printer, cmd: &CommandLine) -> Result<(), C
                 (None, _) => return Err(fail("Multiple SRs with that name-label found")),
             };
     }
-    // As upstream: disks listed in the template need an SR, given or the pool's default.
-    if sr.is_none()
-        && default_sr(api)?.is_none()
-        && matches!(trec.get("other_config"), Some(Value::Struct(m)) if m.iter().any(|(k, _)| k == "disks"))
-    {
-        return Err(fail(
-            "Failed to find a valid default SR for the Pool. Please provide an sr-name-label or sr-uuid parameter.",
-        ));
-    }
+    // As upstream: disks listed in the template are created on the given SR, else on the
+    // pool's default SR, and there must be one.
+    let disk_sr = match sr.clone() {
+        Some(r) => Some(r),
+        None => default_sr(api)?,
+    };
+    let disk_sr_uuid = match &disk_sr {
+        Some(r) => api.call_string("SR.get_uuid", vec![s(r)])?,
+        None if matches!(trec.get("other_config"), Some(Value::Struct(m)) if m.iter().any(|(k, _)| k == "disks")) =>
+        {
+            return Err(fail(
+                "Failed to find a valid default SR for the Pool. Please provide an sr-name-label or sr-uuid parameter.",
+            ));
+        }
+        None => String::new(),
+    };
     let new_vm = match &sr {
         Some(sr) => api.call_string("VM.copy", vec![s(&template), s(&name), s(sr)])?,
         None => api.call_string("VM.clone", vec![s(&template), s(&name)])?,
     };
-    match finish_install(api, &new_vm, &trec, sr.as_deref()) {
+    match finish_install(api, &new_vm, &trec, sr.as_deref(), &disk_sr_uuid) {
         Ok(uuid) => {
             p.list(&[uuid]);
             Ok(())
@@ -672,6 +679,7 @@ fn finish_install(
     new_vm: &str,
     template_rec: &Value,
     sr: Option<&str>,
+    disk_sr_uuid: &str,
 ) -> Result<String, CliError> {
     api.call(
         "VM.set_name_description",
@@ -683,11 +691,52 @@ fn finish_install(
     if !suspend_sr.is_empty() {
         api.call("VM.set_suspend_SR", vec![s(new_vm), s(&suspend_sr)])?;
     }
+    if !disk_sr_uuid.is_empty() {
+        if let Some(Value::Struct(other)) = template_rec.get("other_config") {
+            if let Some((_, disks)) = other.iter().find(|(k, _)| k == "disks") {
+                let disks = rewrite_disk_srs(disks.as_str().unwrap_or(""), disk_sr_uuid);
+                api.call("VM.remove_from_other_config", vec![s(new_vm), s("disks")])?;
+                api.call(
+                    "VM.add_to_other_config",
+                    vec![s(new_vm), s("disks"), s(&disks)],
+                )?;
+            }
+        }
+    }
     api.call("VM.provision", vec![s(new_vm)])?;
     if api.call("VM.get_is_a_template", vec![s(new_vm)])? == Value::Bool(true) {
         api.call("VM.set_is_a_template", vec![s(new_vm), Value::Bool(false)])?;
     }
     api.call_string("VM.get_uuid", vec![s(new_vm)])
+}
+
+/// The template's provisioning XML with every `<disk>` element's `sr` attribute set to
+/// `sr_uuid`, so `VM.provision` creates the disks there; everything else is kept as written.
+fn rewrite_disk_srs(xml: &str, sr_uuid: &str) -> String {
+    let mut out = String::with_capacity(xml.len() + 64);
+    let mut rest = xml;
+    while let Some(start) = rest.find("<disk") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('>')
+            .map_or(rest.len(), |e| start + e + 1);
+        let element = &rest[start..end];
+        match element.find(" sr=\"") {
+            Some(a) => {
+                let value_start = a + " sr=\"".len();
+                let value_end = element[value_start..]
+                    .find('"')
+                    .map_or(element.len(), |e| value_start + e);
+                out.push_str(&element[..value_start]);
+                out.push_str(sr_uuid);
+                out.push_str(&element[value_end..]);
+            }
+            None => out.push_str(element),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn vm_uninstall(
@@ -931,6 +980,16 @@ mod tests {
         assert_eq!(parse_size("s", "1GiB").unwrap(), 1 << 30);
         assert_eq!(parse_size("s", "4M").unwrap(), 4 << 20);
         assert!(parse_size("s", "x").is_err());
+    }
+
+    #[test]
+    fn provisioning_disks_are_pointed_at_the_chosen_sr() {
+        let xml = r#"<provision><disk device="0" size="10" sr="" bootable="true"/><disk device="1" sr="old"/></provision>"#;
+        assert_eq!(
+            rewrite_disk_srs(xml, "u-1"),
+            r#"<provision><disk device="0" size="10" sr="u-1" bootable="true"/><disk device="1" sr="u-1"/></provision>"#
+        );
+        assert_eq!(rewrite_disk_srs("<provision/>", "u"), "<provision/>");
     }
 
     #[test]
