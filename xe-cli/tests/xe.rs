@@ -315,8 +315,9 @@ fn bad_selectors_missing_and_unknown_params_fail_the_upstream_way() {
     assert_eq!(
         r.err,
         format!(
-            "{message}\nvm: {} (Control domain on host: vm)\nexpected: halted\nactual: running\n",
-            dom0.out.trim()
+            "{message}\nvm: {} (Control domain on host: {})\nexpected: halted\nactual: running\n",
+            dom0.out.trim(),
+            common::hostname()
         )
     );
     // NOT_IMPLEMENTED answers are reported the upstream way wherever they occur.
