@@ -10,5 +10,6 @@ mod plugins;
 mod python;
 mod rbac;
 mod seed;
+mod storage;
 mod tasks;
 mod vm_lifecycle;

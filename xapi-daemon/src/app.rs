@@ -28,6 +28,8 @@ pub struct App {
     pub hypervisor: Arc<dyn xenops::Hypervisor>,
     /// In-memory VM lifecycle state (what the domain event consumer remembers).
     pub vm_runtime: crate::vm::Runtime,
+    /// The SR drivers and the storage lock.
+    pub storage: crate::storage::Storage,
 }
 
 /// Why the daemon could not start.
@@ -75,6 +77,7 @@ impl App {
         let facts = crate::vm::hypervisor::facts(&*hypervisor).map_err(StartError::Hypervisor)?;
         let (host, pool) =
             crate::seed::ensure(model, &db, &tables, &facts).map_err(StartError::Seed)?;
+        let storage = crate::storage::Storage::new(&config.state_dir);
         let app = Arc::new(App {
             model,
             db,
@@ -86,7 +89,9 @@ impl App {
             pool,
             hypervisor,
             vm_runtime: crate::vm::Runtime::default(),
+            storage,
         });
+        crate::storage::start(&app);
         crate::session::load(&app);
         Ok((app, generated))
     }

@@ -11,6 +11,23 @@ impl From<DbErrorWrap> for ApiError {
 /// Carries a `DbError` into `ApiError` conversion (both types are foreign to this crate).
 pub struct DbErrorWrap(pub DbError);
 
+/// Maps a storage driver failure on `sr` (and `vdi`) to upstream's code: the special backend
+/// codes as their own errors, the rest as `SR_BACKEND_FAILURE_<n> ["", reason, ""]`.
+pub fn sm_error(e: &sm::SmError, sr: &str, vdi: &str) -> ApiError {
+    use sm::XapiMapping;
+    match e.xapi_mapping() {
+        XapiMapping::UnimplementedInSmBackend => errors::unimplemented_in_sm_backend(&e.reason),
+        XapiMapping::SrNotEmpty => errors::sr_not_empty(),
+        XapiMapping::VdiInUse => errors::vdi_in_use(vdi, &e.reason),
+        XapiMapping::SrDeviceInUse => errors::sr_device_in_use(),
+        XapiMapping::VdiMissing => errors::vdi_missing(sr, vdi),
+        XapiMapping::BackendFailure(n) => ApiError::new(
+            &format!("SR_BACKEND_FAILURE_{n}"),
+            vec![String::new(), e.reason.clone(), String::new()],
+        ),
+    }
+}
+
 /// Maps an object-store error to upstream's code.
 pub fn db_error(e: DbError) -> ApiError {
     match e {

@@ -117,11 +117,19 @@ pub fn run(app: &App, msg: &MessageDef, kind: Implicit, args: Vec<Value>) -> Api
                 write_field(app, class, t, &r, |txn| txn.set_remove(t, &r, f, v))
             }
         }
-        Implicit::Create => create(app, class, t, &next()).map(Value::String),
+        Implicit::Create => {
+            let r = create(app, class, t, &next())?;
+            crate::hooks::after_create(app, class, &r)?;
+            Ok(Value::String(r))
+        }
         Implicit::Destroy => {
             let r = ref_arg(next())?;
             if app.db.get(t, &r).is_some() {
                 crate::hooks::before_destroy(app, class, &r)?;
+                if app.db.get(t, &r).is_none() {
+                    // The hook removed the object with its resources (a VDI's storage).
+                    return Ok(void());
+                }
             }
             app.db
                 .write(|txn| txn.delete(t, &r).map(|_| ()))

@@ -21,6 +21,7 @@ pub mod seed;
 pub mod server;
 pub mod session;
 pub mod sm_catalog;
+pub mod storage;
 pub mod sysinfo;
 pub mod tasks;
 pub mod templates;

@@ -34,12 +34,8 @@ const TRANSCRIPT: &[&str] = &[
     "network-param-get uuid={net} param-name=no-such-param",
     "network-param-set uuid={net} managed=false",
     "network-list name-label=storage-net --minimal params=uuid",
-    // The VM lifecycle. No SR exists (the daemon does not create storage yet), so the
-    // template's disk list is dropped first, as for a diskless network-booted VM.
+    // The VM lifecycle, with disks on the pool's default SR (the local storage).
     "vm-install template=no-such-template new-name-label=web01",
-    "vm-install template=CentOS~Stream~8 new-name-label=web01",
-    "template-list name-label=CentOS~Stream~8 params=uuid --minimal",
-    "template-param-remove uuid={tpl} param-name=other-config param-key=disks",
     "vm-install template=CentOS~Stream~8 new-name-label=web01",
     "vm-list name-label=web01 params=name-label,name-description,power-state,is-a-template",
     "vm-disk-add vm=web01 disk-size=1GiB device=0",

@@ -10,11 +10,14 @@ pub(crate) mod blob;
 mod event;
 mod host;
 pub(crate) mod message;
+mod pbd;
 mod role;
 mod session;
+mod sr;
 mod subject;
 mod task;
 mod vbd;
+mod vdi;
 mod vif;
 mod vm;
 
@@ -49,13 +52,10 @@ unimplemented_classes!(
     BondActions,
     VlanActions,
     SmActions,
-    SrActions,
     SrStatActions,
     ProbeResultActions,
     LvhdActions,
-    VdiActions,
     VbdMetricsActions,
-    PbdActions,
     CrashdumpActions,
     VtpmActions,
     ConsoleActions,

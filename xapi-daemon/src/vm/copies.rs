@@ -1,9 +1,10 @@
-//! VM copies at the record level until storage lands: `VM.snapshot`, `VM.checkpoint` (with
-//! the memory image), `VM.revert`, `VM.copy` (the target SR is recorded as intent) and
+//! VM copies: `VM.snapshot`, `VM.checkpoint` (with the memory image), `VM.revert`,
+//! `VM.copy` (disks cloned on their SR; the target SR is recorded as intent) and
 //! `VM.provision` (the template's `disks` recommendation stays recorded as intent), plus the
 //! device copying `VM.clone` shares.
 //!
-//! Disks are not copied: a copied VBD points at the same VDI until SR support exists.
+//! Disks follow their VM: a snapshot snapshots each disk VDI, a clone or copy clones it, a
+//! revert clones the snapshot's disks and destroys the VM's old ones (CDs stay shared).
 
 use std::path::PathBuf;
 
@@ -22,14 +23,36 @@ use crate::vm::{guest_timeout, insert, read_vm, update, uuid_of, with_vm_operati
 /// The `other_config` key recording the SR a `VM.copy` should put its disks on.
 pub const COPY_SR_KEY: &str = "copy_target_sr";
 
-/// Copies the VBDs and VIFs of `src` onto `dst` (detached; VIFs get new MACs unless `keep_macs`).
+/// What a copied VBD's disk becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disks {
+    /// A `VDI.snapshot` of the source's disk.
+    Snapshot,
+    /// A `VDI.clone` of the source's disk.
+    Clone,
+}
+
+/// The VDI a copied disk VBD points at: a snapshot or clone of `vdi` (CDs and empty drives
+/// keep theirs).
+fn copy_disk(app: &App, v: &VbdRecord, disks: Disks) -> ApiResult<Ref<classes::Vdi>> {
+    if v.type_ == xapi_idl::enums::VbdType::Cd || v.empty || v.vdi.is_null() {
+        return Ok(v.vdi.clone());
+    }
+    let params = std::collections::BTreeMap::new();
+    crate::storage::snapshot_vdi(app, v.vdi.as_str(), &params, disks == Disks::Snapshot)
+}
+
+/// Copies the VBDs and VIFs of `src` onto `dst` (detached; VIFs get new MACs unless
+/// `keep_macs`; disks snapshotted or cloned as `disks` says).
 pub fn copy_devices(
     app: &App,
     src: &VmRecord,
     dst: &Ref<classes::Vm>,
     keep_macs: bool,
+    disks: Disks,
 ) -> ApiResult<()> {
     for (_, v) in vbds_of(app, src) {
+        let vdi = copy_disk(app, &v, disks)?;
         let r: Ref<classes::Vbd> = Ref::fresh();
         insert(
             app,
@@ -42,6 +65,7 @@ pub fn copy_devices(
                 current_operations: Default::default(),
                 allowed_operations: Vec::new(),
                 metrics: Ref::null(),
+                vdi,
                 ..v
             },
         )?;
@@ -76,7 +100,7 @@ pub fn copy_devices(
 /// (VIFs with fresh MACs unless set by hand) and its own allowed operations.
 pub fn after_clone(app: &App, src: &Ref<classes::Vm>, new_vm: &Ref<classes::Vm>) -> ApiResult<()> {
     let rec = read_vm(app, src.as_str())?;
-    copy_devices(app, &rec, new_vm, false)?;
+    copy_devices(app, &rec, new_vm, false, Disks::Clone)?;
     crate::vm::allowed_ops::update_vm(app, new_vm.as_str());
     Ok(())
 }
@@ -86,6 +110,7 @@ pub fn after_clone(app: &App, src: &Ref<classes::Vm>, new_vm: &Ref<classes::Vm>)
 fn copy_vm(
     app: &App,
     src: &VmRecord,
+    disks: Disks,
     adjust: impl FnOnce(&mut VmRecord),
 ) -> ApiResult<Ref<classes::Vm>> {
     let new_vm: Ref<classes::Vm> = Ref::fresh();
@@ -117,7 +142,7 @@ fn copy_vm(
     rec.other_config.remove(SUSPEND_IMAGE_KEY);
     adjust(&mut rec);
     insert(app, new_vm.as_str(), &rec)?;
-    copy_devices(app, src, &new_vm, true)?;
+    copy_devices(app, src, &new_vm, true, disks)?;
     crate::vm::allowed_ops::update_vm(app, new_vm.as_str());
     Ok(new_vm)
 }
@@ -141,7 +166,7 @@ pub fn snapshot(ctx: &Ctx, vm: &str, new_name: &str) -> ApiResult<Ref<classes::V
     assert_operation_valid(app, vm, Op::Snapshot)?;
     with_vm_operation(ctx, vm, Op::Snapshot, || {
         let rec = read_vm(app, vm)?;
-        let snap = copy_vm(app, &rec, snapshot_fields(vm, new_name))?;
+        let snap = copy_vm(app, &rec, Disks::Snapshot, snapshot_fields(vm, new_name))?;
         tracing::info!(vm, snapshot = %snap, "VM snapshot taken");
         Ok(snap)
     })
@@ -211,7 +236,7 @@ pub fn checkpoint(ctx: &Ctx, vm: &str, new_name: &str) -> ApiResult<Ref<classes:
         }
         let text = image.display().to_string();
         let adjust = snapshot_fields(vm, new_name);
-        let snap = copy_vm(app, &rec, move |r| {
+        let snap = copy_vm(app, &rec, Disks::Snapshot, move |r| {
             adjust(r);
             r.uuid = snap_uuid;
             r.power_state = VmPowerState::Suspended;
@@ -238,13 +263,24 @@ pub fn revert(ctx: &Ctx, snapshot: &str) -> ApiResult<()> {
             crate::vm::power::destroy_domain(app, &vm, &rec)?;
         }
         crate::vm::power::mark_halted(app, &vm)?;
+        let old_disks: Vec<Ref<classes::Vdi>> = vbds_of(app, &rec)
+            .into_iter()
+            .filter(|(_, v)| v.type_ != xapi_idl::enums::VbdType::Cd && !v.vdi.is_null())
+            .map(|(_, v)| v.vdi)
+            .collect();
         for vbd in &rec.vbds {
             crate::vm::delete::<classes::Vbd>(app, vbd.as_str())?;
+        }
+        for vdi in old_disks {
+            // The VM's disks are replaced by clones of the snapshot's.
+            if let Err(e) = crate::storage::destroy_vdi(app, vdi.as_str()) {
+                tracing::warn!(vdi = %vdi, error = %e, "cannot destroy a reverted VM's old disk");
+            }
         }
         for vif in &rec.vifs {
             crate::vm::delete::<classes::Vif>(app, vif.as_str())?;
         }
-        copy_devices(app, &snap, &Ref::from_raw(&vm), true)?;
+        copy_devices(app, &snap, &Ref::from_raw(&vm), true, Disks::Clone)?;
         let image = if snap.power_state == VmPowerState::Suspended {
             let from = snap.other_config.get(SUSPEND_IMAGE_KEY).map(PathBuf::from);
             match from {
@@ -311,7 +347,7 @@ pub fn copy(
     with_vm_operation(ctx, vm, Op::Copy, || {
         let rec = read_vm(app, vm)?;
         let sr = sr.as_str().to_owned();
-        copy_vm(app, &rec, |r| {
+        copy_vm(app, &rec, Disks::Clone, |r| {
             r.name_label = new_name.to_owned();
             r.is_a_snapshot = false;
             r.snapshot_of = Ref::null();

@@ -1,0 +1,267 @@
+//! Storage over the wire: the local default SR with its plugged PBD, a `file` SR in a temp
+//! directory through create/snapshot/clone/resize/destroy of VDIs with sizes kept true, and
+//! upstream's errors for the refused cases.
+use xapi_system_tests::{s, Api, TestDaemon, Value};
+
+const MIB: i64 = 1 << 20;
+
+fn field(api: &mut Api, class: &str, r: &str, name: &str) -> Value {
+    api.ok(&format!("{class}.get_{name}"), vec![s(r)])
+}
+
+fn text(api: &mut Api, class: &str, r: &str, name: &str) -> String {
+    match field(api, class, r, name) {
+        Value::String(t) => t,
+        other => panic!("{class}.{name}: {other:?}"),
+    }
+}
+
+fn int(api: &mut Api, class: &str, r: &str, name: &str) -> i64 {
+    match field(api, class, r, name) {
+        Value::Int(n) => n,
+        Value::String(t) => t.parse().expect("int as string"),
+        other => panic!("{class}.{name}: {other:?}"),
+    }
+}
+
+fn boolean(api: &mut Api, class: &str, r: &str, name: &str) -> bool {
+    match field(api, class, r, name) {
+        Value::Bool(b) => b,
+        other => panic!("{class}.{name}: {other:?}"),
+    }
+}
+
+fn strings(v: Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|x| x.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+fn code(e: &[String]) -> &str {
+    e.first().map(String::as_str).unwrap_or_default()
+}
+
+fn pool(api: &mut Api) -> String {
+    strings(api.ok("pool.get_all", vec![])).remove(0)
+}
+
+fn host(api: &mut Api) -> String {
+    strings(api.ok("host.get_all", vec![])).remove(0)
+}
+
+fn map(pairs: &[(&str, &str)]) -> Value {
+    Value::Struct(pairs.iter().map(|(k, v)| ((*k).into(), s(v))).collect())
+}
+
+fn create_sr(api: &mut Api, kind: &str, config: Value) -> Result<String, Vec<String>> {
+    let h = host(api);
+    api.call(
+        "SR.create",
+        vec![
+            s(&h),
+            config,
+            Value::Int(0),
+            s("test SR"),
+            s(""),
+            s(kind),
+            s("user"),
+            Value::Bool(false),
+            map(&[]),
+        ],
+    )
+    .map(|v| v.as_str().unwrap_or_default().to_owned())
+}
+
+fn create_vdi(api: &mut Api, sr: &str, name: &str, size: i64) -> Result<String, Vec<String>> {
+    api.call(
+        "VDI.create",
+        vec![Value::Struct(vec![
+            ("name_label".into(), s(name)),
+            ("name_description".into(), s("")),
+            ("SR".into(), s(sr)),
+            ("virtual_size".into(), Value::Int(size)),
+            ("type".into(), s("user")),
+            ("sharable".into(), Value::Bool(false)),
+            ("read_only".into(), Value::Bool(false)),
+            ("other_config".into(), map(&[])),
+        ])],
+    )
+    .map(|v| v.as_str().unwrap_or_default().to_owned())
+}
+
+/// `virtual_allocation` is the sum of the managed VDIs' virtual sizes.
+fn assert_sizes_true(api: &mut Api, sr: &str) {
+    api.ok("SR.update", vec![s(sr)]);
+    let vdis = strings(field(api, "SR", sr, "VDIs"));
+    let mut total = 0;
+    for v in &vdis {
+        if boolean(api, "VDI", v, "managed") {
+            total += int(api, "VDI", v, "virtual_size");
+        }
+    }
+    assert_eq!(int(api, "SR", sr, "virtual_allocation"), total);
+    let size = int(api, "SR", sr, "physical_size");
+    let used = int(api, "SR", sr, "physical_utilisation");
+    assert!(size > 0 && used > 0 && used <= size, "{used} of {size}");
+}
+
+#[test]
+fn the_default_sr_is_local_storage_with_a_plugged_pbd_and_survives_restart() {
+    let mut d = TestDaemon::start();
+    let mut api = d.login();
+    let p = pool(&mut api);
+    let sr = text(&mut api, "pool", &p, "default_SR");
+    assert_eq!(text(&mut api, "SR", &sr, "name_label"), "Local storage");
+    assert_eq!(text(&mut api, "SR", &sr, "type"), "file");
+    assert_eq!(text(&mut api, "pool", &p, "suspend_image_SR"), sr);
+    assert_eq!(text(&mut api, "pool", &p, "crash_dump_SR"), sr);
+    let pbds = strings(field(&mut api, "SR", &sr, "PBDs"));
+    assert_eq!(pbds.len(), 1);
+    assert!(boolean(&mut api, "PBD", &pbds[0], "currently_attached"));
+    assert!(int(&mut api, "SR", &sr, "physical_size") > 0);
+    let vdi = create_vdi(&mut api, &sr, "kept", 4 * MIB).unwrap();
+    drop(api);
+
+    d.restart();
+    let mut api = d.login();
+    let p = pool(&mut api);
+    assert_eq!(text(&mut api, "pool", &p, "default_SR"), sr);
+    let locals = strings(api.ok("SR.get_by_name_label", vec![s("Local storage")]));
+    assert_eq!(locals.len(), 1, "a restart must not make a second local SR");
+    assert!(boolean(&mut api, "PBD", &pbds[0], "currently_attached"));
+    assert_eq!(int(&mut api, "VDI", &vdi, "virtual_size"), 4 * MIB);
+    // The SR was re-attached at start: VDI operations work.
+    let snap = api.string("VDI.snapshot", vec![s(&vdi), map(&[])]);
+    assert!(boolean(&mut api, "VDI", &snap, "is_a_snapshot"));
+}
+
+#[test]
+fn a_file_sr_creates_snapshots_clones_resizes_and_destroys_vdis() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("sr");
+    let sr = create_sr(
+        &mut api,
+        "file",
+        map(&[("location", location.to_str().unwrap())]),
+    )
+    .unwrap();
+    let types = strings(api.ok("SR.get_supported_types", vec![]));
+    for t in ["file", "iso", "dummy", "ext"] {
+        assert!(types.contains(&t.to_owned()), "{t} in {types:?}");
+    }
+    let pbds = strings(field(&mut api, "SR", &sr, "PBDs"));
+    assert!(boolean(&mut api, "PBD", &pbds[0], "currently_attached"));
+
+    let vdi = create_vdi(&mut api, &sr, "disk", 10 * MIB).unwrap();
+    assert_eq!(int(&mut api, "VDI", &vdi, "virtual_size"), 10 * MIB);
+    let uuid = text(&mut api, "VDI", &vdi, "uuid");
+    assert!(location.join(format!("{uuid}.vhd")).exists());
+    assert_sizes_true(&mut api, &sr);
+
+    let snap = api.string("VDI.snapshot", vec![s(&vdi), map(&[])]);
+    assert!(boolean(&mut api, "VDI", &snap, "is_a_snapshot"));
+    assert_eq!(text(&mut api, "VDI", &snap, "snapshot_of"), vdi);
+    assert_eq!(text(&mut api, "VDI", &snap, "name_label"), "disk");
+    let snaps = strings(field(&mut api, "VDI", &vdi, "snapshots"));
+    assert_eq!(snaps, vec![snap.clone()]);
+    let clone = api.string("VDI.clone", vec![s(&vdi), map(&[])]);
+    assert!(!boolean(&mut api, "VDI", &clone, "is_a_snapshot"));
+    assert_eq!(int(&mut api, "VDI", &clone, "virtual_size"), 10 * MIB);
+    assert_sizes_true(&mut api, &sr);
+
+    api.ok("VDI.resize", vec![s(&vdi), Value::Int(20 * MIB)]);
+    assert_eq!(int(&mut api, "VDI", &vdi, "virtual_size"), 20 * MIB);
+    assert_eq!(int(&mut api, "VDI", &snap, "virtual_size"), 10 * MIB);
+    assert_sizes_true(&mut api, &sr);
+
+    api.ok("VDI.set_on_boot", vec![s(&vdi), s("reset")]);
+    assert_eq!(text(&mut api, "VDI", &vdi, "on_boot"), "reset");
+    api.ok("VDI.set_allow_caching", vec![s(&vdi), Value::Bool(true)]);
+    assert!(boolean(&mut api, "VDI", &vdi, "allow_caching"));
+
+    // Shrinking is refused; an unknown type has no driver.
+    let e = api.err("VDI.resize", vec![s(&vdi), Value::Int(MIB)]);
+    assert_eq!(code(&e), "INVALID_VALUE");
+    let e = create_sr(&mut api, "nonesuch", map(&[])).unwrap_err();
+    assert_eq!(code(&e), "SR_UNKNOWN_DRIVER");
+    // A file SR needs a location: backend code 94.
+    let e = create_sr(&mut api, "file", map(&[])).unwrap_err();
+    assert_eq!(e, vec!["SR_BACKEND_FAILURE_94", "", &e[2], ""]);
+
+    // A plugged SR cannot be destroyed; an unplugged one with VDIs is not empty.
+    let e = api.err("SR.destroy", vec![s(&sr)]);
+    assert_eq!(code(&e), "SR_HAS_PBD");
+    api.ok("PBD.unplug", vec![s(&pbds[0])]);
+    assert!(!boolean(&mut api, "PBD", &pbds[0], "currently_attached"));
+    let e = create_vdi(&mut api, &sr, "late", MIB).unwrap_err();
+    assert_eq!(code(&e), "SR_NOT_ATTACHED");
+    let e = api.err("SR.destroy", vec![s(&sr)]);
+    assert_eq!(code(&e), "SR_NOT_EMPTY");
+    api.ok("PBD.plug", vec![s(&pbds[0])]);
+
+    for v in [&clone, &snap, &vdi] {
+        api.ok("VDI.destroy", vec![s(v)]);
+    }
+    let e = api.err("VDI.get_uuid", vec![s(&vdi)]);
+    assert_eq!(code(&e), "HANDLE_INVALID");
+    assert!(!location.join(format!("{uuid}.vhd")).exists());
+    api.ok("SR.scan", vec![s(&sr)]);
+    let visible: Vec<String> = strings(field(&mut api, "SR", &sr, "VDIs"))
+        .into_iter()
+        .filter(|v| boolean(&mut api, "VDI", v, "managed"))
+        .collect();
+    assert!(visible.is_empty(), "{visible:?}");
+    assert_eq!(int(&mut api, "SR", &sr, "virtual_allocation"), 0);
+
+    api.ok("PBD.unplug", vec![s(&pbds[0])]);
+    api.ok("SR.destroy", vec![s(&sr)]);
+    let e = api.err("SR.get_uuid", vec![s(&sr)]);
+    assert_eq!(code(&e), "HANDLE_INVALID");
+}
+
+#[test]
+fn an_introduced_sr_without_pbds_refuses_vdi_work_and_can_be_forgotten() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let uuid = "1b1c0d4e-3a5f-4c1e-9b65-6f4f1a2b3c4d";
+    let sr = api.string(
+        "SR.introduce",
+        vec![
+            s(uuid),
+            s("introduced"),
+            s(""),
+            s("dummy"),
+            s("user"),
+            Value::Bool(false),
+            map(&[]),
+        ],
+    );
+    assert_eq!(text(&mut api, "SR", &sr, "uuid"), uuid);
+    let e = create_vdi(&mut api, &sr, "x", MIB).unwrap_err();
+    assert_eq!(e, vec!["SR_HAS_NO_PBDS".to_owned(), sr.clone()]);
+    let e = api.err("SR.destroy", vec![s(&sr)]);
+    assert_eq!(code(&e), "SR_HAS_NO_PBDS");
+    api.ok("SR.forget", vec![s(&sr)]);
+    let e = api.err("SR.get_uuid", vec![s(&sr)]);
+    assert_eq!(code(&e), "HANDLE_INVALID");
+}
+
+#[test]
+fn a_dummy_sr_keeps_vdis_in_memory() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let sr = create_sr(&mut api, "dummy", map(&[])).unwrap();
+    let vdi = create_vdi(&mut api, &sr, "mem", 8 * MIB).unwrap();
+    assert_eq!(int(&mut api, "VDI", &vdi, "virtual_size"), 8 * MIB);
+    let h = host(&mut api);
+    let e = api.err("SR.probe", vec![s(&h), map(&[]), s("nonesuch"), map(&[])]);
+    assert_eq!(code(&e), "SR_UNKNOWN_DRIVER");
+    api.ok("VDI.destroy", vec![s(&vdi)]);
+    assert!(strings(field(&mut api, "SR", &sr, "VDIs")).is_empty());
+}

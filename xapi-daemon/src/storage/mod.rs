@@ -1,0 +1,778 @@
+//! Storage on top of the SM drivers: the registry of SR drivers by type, the `StorageDb` bridge
+//! through which drivers record VDIs in the object store, and the SR/PBD/VDI operations the
+//! `SR.*`, `PBD.*` and `VDI.*` actions call (attach at start, the default local SR, sizes kept
+//! true after every change). Driver calls block; callers run on blocking threads.
+//!
+//! ```text
+//! actions/{sr,pbd,vdi}.rs ─▶ storage ─▶ sm::SrDriver (file, ext, iso, dummy)
+//!                               ▲              │ record_vdi / forget_vdi
+//!                               └── DbBridge ◀─┘ (VDI rows by uuid)
+//! ```
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use sm::{ErrorCode, SmError, SmResult, SrContext, SrDriver, StorageDb, VdiId, VdiInfo};
+use xapi_idl::enums::VdiType;
+use xapi_idl::records::{PbdRecord, PoolRecord, SrRecord, VdiRecord};
+use xapi_idl::{classes, errors, ApiError, ApiResult, DateTime, Record, Ref, WireEnum};
+
+use crate::app::App;
+use crate::vm::{delete, insert, read, update};
+
+/// The SR drivers by type, the bridge they record VDIs through, and the lock that serialises
+/// control operations (upstream's SR lock, here one for all SRs).
+pub struct Storage {
+    drivers: BTreeMap<&'static str, Arc<dyn SrDriver>>,
+    bridge: Arc<DbBridge>,
+    lock: Mutex<()>,
+}
+
+impl Storage {
+    /// The drivers of this daemon, keeping NBD sockets and ext mounts under `state_dir`.
+    pub fn new(state_dir: &Path) -> Storage {
+        let bridge = Arc::new(DbBridge::default());
+        let db: Arc<dyn StorageDb> = bridge.clone();
+        let config = sm_file::VhdConfig {
+            socket_dir: state_dir.join("nbd"),
+        };
+        let mut drivers: BTreeMap<&'static str, Arc<dyn SrDriver>> = BTreeMap::new();
+        drivers.insert(
+            "file",
+            Arc::new(sm_file::FileDriver::new(
+                sm_file::FileSubstrate,
+                config.clone(),
+                db.clone(),
+            )),
+        );
+        drivers.insert(
+            "ext",
+            Arc::new(sm_file::VhdDriver::new(
+                sm_ext::ExtSubstrate::new(state_dir.join("sr-mount")),
+                config,
+                db.clone(),
+            )),
+        );
+        drivers.insert("iso", Arc::new(sm_iso::IsoDriver::new(db.clone())));
+        drivers.insert("dummy", Arc::new(sm_dummy::DummyDriver::new(db)));
+        Storage {
+            drivers,
+            bridge,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Connects the bridge to the app once it exists.
+    pub fn bind(&self, app: &Arc<App>) {
+        let _ = self.bridge.app.set(Arc::downgrade(app));
+    }
+
+    /// The SR types this daemon has drivers for.
+    pub fn types(&self) -> Vec<String> {
+        self.drivers.keys().map(|k| (*k).to_owned()).collect()
+    }
+
+    /// The driver of SR type `kind` (`SR_UNKNOWN_DRIVER` otherwise).
+    pub fn driver(&self, kind: &str) -> ApiResult<Arc<dyn SrDriver>> {
+        self.drivers
+            .get(kind)
+            .cloned()
+            .ok_or_else(|| errors::sr_unknown_driver(kind))
+    }
+
+    /// Runs `f` holding the storage lock.
+    pub fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        f()
+    }
+}
+
+/// `StorageDb` over the object store: VDI rows found by uuid, their SR by uuid.
+#[derive(Default)]
+pub struct DbBridge {
+    app: OnceLock<Weak<App>>,
+}
+
+fn db_failure(e: impl std::fmt::Display) -> SmError {
+    SmError::new(ErrorCode::SmGeneral, format!("storage database: {e}"))
+}
+
+impl DbBridge {
+    fn app(&self) -> SmResult<Arc<App>> {
+        self.app
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| db_failure("the daemon is not running"))
+    }
+}
+
+fn sr_ref_of(app: &App, sr_uuid: &str) -> Option<String> {
+    app.db.ref_by_uuid(app.table_of::<classes::Sr>(), sr_uuid)
+}
+
+fn vdi_ref_of(app: &App, vdi_uuid: &str) -> Option<String> {
+    app.db.ref_by_uuid(app.table_of::<classes::Vdi>(), vdi_uuid)
+}
+
+fn uuid_of_vdi(app: &App, r: &Ref<classes::Vdi>) -> Option<String> {
+    if r.is_null() {
+        return None;
+    }
+    app.get_record::<VdiRecord>(r.as_str()).map(|v| v.uuid)
+}
+
+/// The driver's view of a VDI record.
+pub fn info_of(app: &App, rec: &VdiRecord) -> VdiInfo {
+    VdiInfo {
+        uuid: rec.uuid.clone(),
+        location: rec.location.clone(),
+        name_label: rec.name_label.clone(),
+        name_description: rec.name_description.clone(),
+        virtual_size: rec.virtual_size.max(0) as u64,
+        physical_utilisation: rec.physical_utilisation.max(0) as u64,
+        vdi_type: rec.type_.as_str().to_owned(),
+        read_only: rec.read_only,
+        sharable: rec.sharable,
+        managed: rec.managed,
+        missing: rec.missing,
+        is_a_snapshot: rec.is_a_snapshot,
+        snapshot_of: uuid_of_vdi(app, &rec.snapshot_of),
+        snapshot_time: u64::try_from(rec.snapshot_time.0).ok().filter(|t| *t > 0),
+        sm_config: rec.sm_config.clone(),
+        parent: uuid_of_vdi(app, &rec.parent),
+        hidden: !rec.managed,
+    }
+}
+
+fn apply_info(app: &App, rec: &mut VdiRecord, info: &VdiInfo) {
+    let vdi_ref = |uuid: &Option<String>| {
+        uuid.as_deref()
+            .and_then(|u| vdi_ref_of(app, u))
+            .map(Ref::from_string)
+            .unwrap_or_else(Ref::null)
+    };
+    rec.location = info.location.clone();
+    if !info.name_label.is_empty() || rec.name_label.is_empty() {
+        rec.name_label = info.name_label.clone();
+    }
+    if !info.name_description.is_empty() {
+        rec.name_description = info.name_description.clone();
+    }
+    rec.virtual_size = i64::try_from(info.virtual_size).unwrap_or(i64::MAX);
+    rec.physical_utilisation = i64::try_from(info.physical_utilisation).unwrap_or(i64::MAX);
+    if let Some(t) = VdiType::from_wire(&info.vdi_type) {
+        rec.type_ = t;
+    }
+    rec.read_only = info.read_only;
+    rec.sharable = info.sharable;
+    rec.managed = info.managed && !info.hidden;
+    rec.missing = info.missing;
+    rec.is_a_snapshot = info.is_a_snapshot;
+    rec.snapshot_of = vdi_ref(&info.snapshot_of);
+    if let Some(t) = info.snapshot_time {
+        rec.snapshot_time = DateTime(i64::try_from(t).unwrap_or(0));
+    }
+    rec.sm_config = info.sm_config.clone();
+    rec.parent = vdi_ref(&info.parent);
+}
+
+impl StorageDb for DbBridge {
+    fn vdi(&self, sr_uuid: &str, vdi_uuid: &str) -> SmResult<Option<VdiInfo>> {
+        let app = self.app()?;
+        let Some(sr) = sr_ref_of(&app, sr_uuid) else {
+            return Ok(None);
+        };
+        Ok(vdi_ref_of(&app, vdi_uuid)
+            .and_then(|r| app.get_record::<VdiRecord>(&r))
+            .filter(|rec| rec.sr.as_str() == sr)
+            .map(|rec| info_of(&app, &rec)))
+    }
+
+    fn vdis(&self, sr_uuid: &str) -> SmResult<Vec<VdiInfo>> {
+        let app = self.app()?;
+        let Some(sr) = sr_ref_of(&app, sr_uuid) else {
+            return Ok(Vec::new());
+        };
+        let t = app.table_of::<classes::Vdi>();
+        Ok(app
+            .db
+            .rows(t)
+            .into_iter()
+            .filter_map(|(_, row)| VdiRecord::from_row(&row).ok())
+            .filter(|rec| rec.sr.as_str() == sr)
+            .map(|rec| info_of(&app, &rec))
+            .collect())
+    }
+
+    fn record_vdi(&self, sr_uuid: &str, vdi: &VdiInfo) -> SmResult<()> {
+        let app = self.app()?;
+        let sr = sr_ref_of(&app, sr_uuid)
+            .ok_or_else(|| db_failure(format!("no SR {sr_uuid} in the database")))?;
+        if let Some(r) = vdi_ref_of(&app, &vdi.uuid) {
+            update::<VdiRecord>(&app, &r, |rec| apply_info(&app, rec, vdi)).map_err(db_failure)?;
+            return Ok(());
+        }
+        let mut rec = VdiRecord {
+            uuid: vdi.uuid.clone(),
+            sr: Ref::from_string(sr),
+            ..VdiRecord::default()
+        };
+        apply_info(&app, &mut rec, vdi);
+        insert(&app, Ref::<classes::Vdi>::fresh().as_str(), &rec).map_err(db_failure)
+    }
+
+    fn forget_vdi(&self, _sr_uuid: &str, vdi_uuid: &str) -> SmResult<()> {
+        let app = self.app()?;
+        if let Some(r) = vdi_ref_of(&app, vdi_uuid) {
+            delete::<classes::Vdi>(&app, &r).map_err(db_failure)?;
+        }
+        Ok(())
+    }
+}
+
+/// An SR's driver and context: the SR record, and the device config of this host's PBD.
+pub struct SrHandle {
+    /// The SR's ref.
+    pub r: String,
+    /// The SR's record.
+    pub rec: SrRecord,
+    /// Its driver.
+    pub driver: Arc<dyn SrDriver>,
+    /// What the driver is told about the SR.
+    pub ctx: SrContext,
+    /// This host's PBD, if any.
+    pub pbd: Option<(String, PbdRecord)>,
+}
+
+/// This host's PBDs of `sr`.
+fn pbds_of(app: &App, sr: &str) -> Vec<(String, PbdRecord)> {
+    app.db
+        .rows(app.table_of::<classes::Pbd>())
+        .into_iter()
+        .filter_map(|(r, row)| PbdRecord::from_row(&row).ok().map(|p| (r, p)))
+        .filter(|(_, p)| p.sr.as_str() == sr)
+        .collect()
+}
+
+/// The handle of `sr`, without requiring a plugged PBD.
+pub fn handle(app: &App, sr: &str) -> ApiResult<SrHandle> {
+    let rec: SrRecord = read(app, sr)?;
+    let driver = app.storage.driver(&rec.type_)?;
+    let pbd = pbds_of(app, sr)
+        .into_iter()
+        .find(|(_, p)| p.host.as_str() == app.host);
+    let ctx = SrContext {
+        sr_uuid: rec.uuid.clone(),
+        device_config: pbd
+            .as_ref()
+            .map(|(_, p)| p.device_config.clone())
+            .unwrap_or_default(),
+        sm_config: rec.sm_config.clone(),
+    };
+    Ok(SrHandle {
+        r: sr.to_owned(),
+        rec,
+        driver,
+        ctx,
+        pbd,
+    })
+}
+
+/// The handle of `sr` for a VDI operation: it must have a plugged PBD on this host.
+pub fn attached(app: &App, sr: &str) -> ApiResult<SrHandle> {
+    let h = handle(app, sr)?;
+    match &h.pbd {
+        None => Err(errors::sr_has_no_pbds(sr)),
+        Some((_, p)) if !p.currently_attached => Err(errors::sr_not_attached(sr)),
+        Some(_) => Ok(h),
+    }
+}
+
+/// Maps a driver failure on `sr` (and `vdi`, when one is involved) to the API error.
+pub fn sm_err<'a>(sr: &'a str, vdi: &'a str) -> impl Fn(SmError) -> ApiError + 'a {
+    move |e| crate::errors::sm_error(&e, sr, vdi)
+}
+
+/// Writes the driver's sizes into the SR record.
+pub fn refresh_stats(app: &App, h: &SrHandle) -> ApiResult<()> {
+    let stats = match h.driver.sr_update(&h.ctx) {
+        Ok(s) => s,
+        Err(e) if e.code == ErrorCode::Unimplemented => {
+            // Drivers without sr_update: sum what the database knows.
+            let vdis = app.storage.bridge.vdis(&h.rec.uuid).unwrap_or_default();
+            let alloc = vdis
+                .iter()
+                .filter(|v| v.managed)
+                .map(|v| v.virtual_size)
+                .sum();
+            let used = vdis.iter().map(|v| v.physical_utilisation).sum();
+            sm::SrStats {
+                physical_size: used,
+                physical_utilisation: used,
+                virtual_allocation: alloc,
+            }
+        }
+        Err(e) => return Err(crate::errors::sm_error(&e, &h.r, "")),
+    };
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    update::<SrRecord>(app, &h.r, |rec| {
+        rec.physical_size = clamp(stats.physical_size);
+        rec.physical_utilisation = clamp(stats.physical_utilisation);
+        rec.virtual_allocation = clamp(stats.virtual_allocation);
+    })?;
+    Ok(())
+}
+
+/// `PBD.plug`: attach the SR through its driver, scan it, refresh its sizes.
+pub fn plug(app: &App, pbd: &str) -> ApiResult<()> {
+    let p: PbdRecord = read(app, pbd)?;
+    let mut h = handle(app, p.sr.as_str())?;
+    h.ctx.device_config = p.device_config.clone();
+    app.storage.locked(|| {
+        h.driver
+            .sr_attach(&h.ctx)
+            .map_err(sm_err(p.sr.as_str(), ""))?;
+        update::<PbdRecord>(app, pbd, |rec| rec.currently_attached = true)?;
+        match h.driver.sr_scan(&h.ctx) {
+            Ok(_) => {}
+            Err(e) if e.code == ErrorCode::Unimplemented => {}
+            Err(e) => return Err(crate::errors::sm_error(&e, p.sr.as_str(), "")),
+        }
+        refresh_stats(app, &h)
+    })
+}
+
+/// `PBD.unplug`: detach the SR (refused while VDIs are attached).
+pub fn unplug(app: &App, pbd: &str) -> ApiResult<()> {
+    let p: PbdRecord = read(app, pbd)?;
+    if !p.currently_attached {
+        return Ok(());
+    }
+    let mut h = handle(app, p.sr.as_str())?;
+    h.ctx.device_config = p.device_config.clone();
+    app.storage.locked(|| {
+        h.driver
+            .sr_detach(&h.ctx)
+            .map_err(sm_err(p.sr.as_str(), ""))?;
+        update::<PbdRecord>(app, pbd, |rec| rec.currently_attached = false)?;
+        Ok(())
+    })
+}
+
+/// Creates an SR: storage through the driver, the SR and PBD records, then plugs it.
+#[allow(clippy::too_many_arguments)]
+pub fn create_sr(
+    app: &App,
+    device_config: BTreeMap<String, String>,
+    physical_size: i64,
+    name_label: &str,
+    name_description: &str,
+    kind: &str,
+    content_type: &str,
+    shared: bool,
+    sm_config: BTreeMap<String, String>,
+) -> ApiResult<Ref<classes::Sr>> {
+    let driver = app.storage.driver(kind)?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let ctx = SrContext {
+        sr_uuid: uuid.clone(),
+        device_config: device_config.clone(),
+        sm_config: sm_config.clone(),
+    };
+    app.storage
+        .locked(|| driver.sr_create(&ctx, u64::try_from(physical_size).unwrap_or(0)))
+        .map_err(sm_err("", ""))?;
+    let sr: Ref<classes::Sr> = Ref::fresh();
+    insert(
+        app,
+        sr.as_str(),
+        &SrRecord {
+            uuid,
+            name_label: name_label.to_owned(),
+            name_description: name_description.to_owned(),
+            type_: kind.to_owned(),
+            content_type: content_type.to_owned(),
+            shared,
+            sm_config,
+            ..SrRecord::default()
+        },
+    )?;
+    let pbd: Ref<classes::Pbd> = Ref::fresh();
+    insert(
+        app,
+        pbd.as_str(),
+        &PbdRecord {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            host: Ref::from_raw(&app.host),
+            sr: sr.clone(),
+            device_config,
+            currently_attached: false,
+            ..PbdRecord::default()
+        },
+    )?;
+    if let Err(e) = plug(app, pbd.as_str()) {
+        let _ = app.storage.locked(|| driver.sr_delete(&ctx));
+        let _ = delete::<classes::Pbd>(app, pbd.as_str());
+        let _ = delete::<classes::Sr>(app, sr.as_str());
+        return Err(e);
+    }
+    Ok(sr)
+}
+
+fn assert_no_plugged_pbds(app: &App, sr: &str) -> ApiResult<Vec<(String, PbdRecord)>> {
+    let pbds = pbds_of(app, sr);
+    if pbds.iter().any(|(_, p)| p.currently_attached) {
+        return Err(errors::sr_has_pbd(sr));
+    }
+    Ok(pbds)
+}
+
+fn forget_records(app: &App, sr: &str, pbds: &[(String, PbdRecord)]) -> ApiResult<()> {
+    let rec: SrRecord = read(app, sr)?;
+    for vdi in &rec.vdis {
+        delete::<classes::Vdi>(app, vdi.as_str())?;
+    }
+    for (r, _) in pbds {
+        delete::<classes::Pbd>(app, r)?;
+    }
+    delete::<classes::Sr>(app, sr)
+}
+
+/// `SR.forget`: drop the records, leave the storage.
+pub fn forget_sr(app: &App, sr: &str) -> ApiResult<()> {
+    let pbds = assert_no_plugged_pbds(app, sr)?;
+    forget_records(app, sr, &pbds)
+}
+
+/// `SR.destroy`: delete the storage through the driver, then the records.
+pub fn destroy_sr(app: &App, sr: &str) -> ApiResult<()> {
+    let h = handle(app, sr)?;
+    if h.pbd.is_none() {
+        return Err(errors::sr_has_no_pbds(sr));
+    }
+    let pbds = assert_no_plugged_pbds(app, sr)?;
+    app.storage
+        .locked(|| h.driver.sr_delete(&h.ctx))
+        .map_err(sm_err(sr, ""))?;
+    forget_records(app, sr, &pbds)
+}
+
+/// `SR.scan`.
+pub fn scan(app: &App, sr: &str) -> ApiResult<()> {
+    let h = attached(app, sr)?;
+    app.storage.locked(|| {
+        h.driver.sr_scan(&h.ctx).map_err(sm_err(sr, ""))?;
+        refresh_stats(app, &h)
+    })
+}
+
+/// `SR.update`.
+pub fn update_sr(app: &App, sr: &str) -> ApiResult<()> {
+    let h = attached(app, sr)?;
+    app.storage.locked(|| refresh_stats(app, &h))
+}
+
+/// `SR.probe`: the SRs found, as upstream's XML list.
+pub fn probe(
+    app: &App,
+    device_config: &BTreeMap<String, String>,
+    kind: &str,
+    sm_config: &BTreeMap<String, String>,
+) -> ApiResult<String> {
+    let driver = app.storage.driver(kind)?;
+    let found = app
+        .storage
+        .locked(|| driver.sr_probe(device_config, sm_config))
+        .map_err(sm_err("", ""))?;
+    let mut xml = String::from("<?xml version=\"1.0\" ?>\n<SRlist>\n");
+    for sr in found {
+        xml.push_str("\t<SR>\n");
+        xml.push_str(&format!("\t\t<UUID>{}</UUID>\n", xml_escape(&sr.uuid)));
+        if let Some(size) = sr.size {
+            xml.push_str(&format!("\t\t<Size>{size}</Size>\n"));
+        }
+        for (k, v) in &sr.aux {
+            xml.push_str(&format!("\t\t<{k}>{}</{k}>\n", xml_escape(v)));
+        }
+        xml.push_str("\t</SR>\n");
+    }
+    xml.push_str("</SRlist>\n");
+    Ok(xml)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A VDI, its record and its SR's handle (the SR must be attached).
+pub fn vdi_handle(app: &App, vdi: &str) -> ApiResult<(VdiRecord, SrHandle, VdiId)> {
+    let rec: VdiRecord = read(app, vdi)?;
+    let h = attached(app, rec.sr.as_str())?;
+    let id = VdiId {
+        uuid: rec.uuid.clone(),
+        location: rec.location.clone(),
+    };
+    Ok((rec, h, id))
+}
+
+fn vdi_ref_after(app: &App, info: &VdiInfo) -> ApiResult<Ref<classes::Vdi>> {
+    vdi_ref_of(app, &info.uuid)
+        .map(Ref::from_string)
+        .ok_or_else(|| ApiError::internal(format!("the driver did not record VDI {}", info.uuid)))
+}
+
+/// Whether any VBD of the VDI is attached.
+fn in_use(app: &App, rec: &VdiRecord) -> bool {
+    rec.vbds.iter().any(|vbd| {
+        app.get_record::<xapi_idl::records::VbdRecord>(vbd.as_str())
+            .is_some_and(|v| v.currently_attached)
+    })
+}
+
+/// Storage side of `VDI.create`, after the generic constructor stored the row `vdi`: the driver
+/// creates the VDI under the row's uuid and records its location and size. On failure the row
+/// is removed again.
+pub fn create_vdi(app: &App, vdi: &str) -> ApiResult<()> {
+    let result = (|| {
+        let rec: VdiRecord = read(app, vdi)?;
+        let h = attached(app, rec.sr.as_str())?;
+        if rec.virtual_size < 0 {
+            return Err(errors::invalid_value("virtual_size", rec.virtual_size));
+        }
+        let request = sm::VdiCreate {
+            uuid: Some(rec.uuid.clone()),
+            name_label: rec.name_label.clone(),
+            name_description: rec.name_description.clone(),
+            virtual_size: rec.virtual_size as u64,
+            vdi_type: rec.type_.as_str().to_owned(),
+            read_only: rec.read_only,
+            sharable: rec.sharable,
+            sm_config: rec.sm_config.clone(),
+        };
+        app.storage.locked(|| {
+            let info = h
+                .driver
+                .vdi_create(&h.ctx, &request)
+                .map_err(sm_err(&h.r, vdi))?;
+            // Drivers that pick their own uuid: move the record to the new identity.
+            if info.uuid != rec.uuid {
+                let _ = delete::<classes::Vdi>(app, vdi);
+            } else {
+                update::<VdiRecord>(app, vdi, |r| apply_info(app, r, &info))?;
+            }
+            refresh_stats(app, &h)
+        })
+    })();
+    if result.is_err() {
+        let _ = delete::<classes::Vdi>(app, vdi);
+    }
+    result
+}
+
+/// Storage side of `VDI.destroy`: the driver deletes the VDI (and its record).
+pub fn destroy_vdi(app: &App, vdi: &str) -> ApiResult<()> {
+    let (rec, h, id) = vdi_handle(app, vdi)?;
+    if in_use(app, &rec) {
+        return Err(errors::vdi_in_use(vdi, "destroy"));
+    }
+    app.storage.locked(|| {
+        h.driver
+            .vdi_delete(&h.ctx, &id)
+            .map_err(sm_err(&h.r, vdi))?;
+        delete::<classes::Vdi>(app, vdi)?;
+        refresh_stats(app, &h)
+    })
+}
+
+/// `VDI.snapshot` (`snapshot = true`) and `VDI.clone`.
+pub fn snapshot_vdi(
+    app: &App,
+    vdi: &str,
+    params: &BTreeMap<String, String>,
+    snapshot: bool,
+) -> ApiResult<Ref<classes::Vdi>> {
+    let (rec, h, id) = vdi_handle(app, vdi)?;
+    app.storage.locked(|| {
+        let info = if snapshot {
+            h.driver.vdi_snapshot(&h.ctx, &id, params)
+        } else {
+            h.driver.vdi_clone(&h.ctx, &id, params)
+        }
+        .map_err(sm_err(&h.r, vdi))?;
+        let new = vdi_ref_after(app, &info)?;
+        update::<VdiRecord>(app, new.as_str(), |n| {
+            n.name_label = rec.name_label.clone();
+            n.name_description = rec.name_description.clone();
+            n.other_config = rec.other_config.clone();
+            n.type_ = rec.type_;
+            n.on_boot = rec.on_boot;
+            n.allow_caching = rec.allow_caching;
+            if snapshot {
+                n.is_a_snapshot = true;
+                n.snapshot_of = Ref::from_raw(vdi);
+                n.snapshot_time = DateTime::now();
+            } else {
+                n.is_a_snapshot = false;
+                n.snapshot_of = Ref::null();
+            }
+        })?;
+        refresh_stats(app, &h)?;
+        Ok(new)
+    })
+}
+
+/// `VDI.resize` / `VDI.resize_online`.
+pub fn resize_vdi(app: &App, vdi: &str, size: i64, online: bool) -> ApiResult<()> {
+    let (rec, h, id) = vdi_handle(app, vdi)?;
+    if size < rec.virtual_size || size < 0 {
+        return Err(errors::invalid_value("size", size));
+    }
+    app.storage.locked(|| {
+        let new_size = size as u64;
+        if online {
+            h.driver.vdi_resize_online(&h.ctx, &id, new_size)
+        } else {
+            h.driver.vdi_resize(&h.ctx, &id, new_size)
+        }
+        .map_err(sm_err(&h.r, vdi))?;
+        refresh_stats(app, &h)
+    })
+}
+
+/// `VDI.update`: let the driver refresh the record.
+pub fn update_vdi(app: &App, vdi: &str) -> ApiResult<()> {
+    let (_, h, id) = vdi_handle(app, vdi)?;
+    app.storage.locked(|| {
+        h.driver
+            .vdi_update(&h.ctx, &id)
+            .map_err(sm_err(&h.r, vdi))?;
+        refresh_stats(app, &h)
+    })
+}
+
+/// `VDI.introduce`: the driver adopts `location` under `uuid`.
+pub fn introduce_vdi(
+    app: &App,
+    sr: &str,
+    request: &sm::VdiIntroduce,
+) -> ApiResult<Ref<classes::Vdi>> {
+    let h = attached(app, sr)?;
+    if vdi_ref_of(app, &request.uuid).is_some() {
+        return Err(errors::uuid_invalid("VDI", &request.uuid));
+    }
+    app.storage.locked(|| {
+        let info = h
+            .driver
+            .vdi_introduce(&h.ctx, request)
+            .map_err(sm_err(sr, ""))?;
+        let new = vdi_ref_after(app, &info)?;
+        refresh_stats(app, &h)?;
+        Ok(new)
+    })
+}
+
+/// `VDI.copy` into a new VDI: on the same SR a driver clone (an independent writable copy).
+pub fn copy_vdi(app: &App, vdi: &str, sr: &str) -> ApiResult<Ref<classes::Vdi>> {
+    let rec: VdiRecord = read(app, vdi)?;
+    if rec.sr.as_str() != sr {
+        return Err(errors::sr_operation_not_supported(sr));
+    }
+    snapshot_vdi(app, vdi, &BTreeMap::new(), false)
+}
+
+/// Attaches every plugged PBD of this host at start (the drivers' attach state is in memory),
+/// and makes sure the local default SR exists.
+pub fn start(app: &Arc<App>) {
+    app.storage.bind(app);
+    for (r, p) in pbds_of_host(app) {
+        if p.currently_attached {
+            if let Err(e) = plug(app, &r) {
+                tracing::warn!(pbd = %r, error = %e, "cannot re-attach SR at start");
+                let _ = update::<PbdRecord>(app, &r, |rec| rec.currently_attached = false);
+            }
+        }
+    }
+    if let Err(e) = ensure_default_sr(app) {
+        tracing::error!(error = %e, "cannot create the local SR");
+    }
+}
+
+fn pbds_of_host(app: &App) -> Vec<(String, PbdRecord)> {
+    app.db
+        .rows(app.table_of::<classes::Pbd>())
+        .into_iter()
+        .filter_map(|(r, row)| PbdRecord::from_row(&row).ok().map(|p| (r, p)))
+        .filter(|(_, p)| p.host.as_str() == app.host)
+        .collect()
+}
+
+/// `other_config` key marking the SR the daemon made as its local storage.
+const LOCAL_SR_KEY: &str = "xapi-rs-local-sr";
+
+/// Creates "Local storage" (a `file` SR under `<state-dir>/sr/<uuid>`) unless the pool already
+/// has a usable default SR, and makes it the pool's default, suspend-image and crash-dump SR.
+pub fn ensure_default_sr(app: &App) -> ApiResult<()> {
+    let pool: PoolRecord = read(app, &app.pool)?;
+    if !pool.default_sr.is_null()
+        && app
+            .get_record::<SrRecord>(pool.default_sr.as_str())
+            .is_some()
+    {
+        return Ok(());
+    }
+    let existing = app
+        .db
+        .rows(app.table_of::<classes::Sr>())
+        .into_iter()
+        .find(|(_, row)| {
+            SrRecord::from_row(row).is_ok_and(|s| s.other_config.contains_key(LOCAL_SR_KEY))
+        })
+        .map(|(r, _)| Ref::<classes::Sr>::from_string(r));
+    let sr = match existing {
+        Some(sr) => sr,
+        None => {
+            let dir = app
+                .config
+                .state_dir
+                .join("sr")
+                .join(uuid::Uuid::new_v4().to_string());
+            let mut device_config = BTreeMap::new();
+            device_config.insert(sm_file::LOCATION.to_owned(), dir.display().to_string());
+            let sr = create_sr(
+                app,
+                device_config,
+                0,
+                "Local storage",
+                "",
+                "file",
+                "user",
+                false,
+                BTreeMap::new(),
+            )?;
+            update::<SrRecord>(app, sr.as_str(), |rec| {
+                rec.other_config.insert(LOCAL_SR_KEY.into(), "true".into());
+                rec.other_config
+                    .insert("i18n-key".into(), "local-storage".into());
+            })?;
+            sr
+        }
+    };
+    update::<PoolRecord>(app, &app.pool, |rec| {
+        rec.default_sr = sr.clone();
+        rec.suspend_image_sr = sr.clone();
+        rec.crash_dump_sr = sr.clone();
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_xml_escapes_values() {
+        assert_eq!(xml_escape("a<b>&c"), "a&lt;b&gt;&amp;c");
+    }
+}
