@@ -7,7 +7,8 @@
 #   SKIP_RPM=1 packaging/test-packages.sh # .deb only
 #
 # Needs: cargo, dpkg-dev, debhelper, lintian, rpm, rpmlint, python3, curl-free (loopback only).
-# VENDOR=0 builds the .deb against the cargo registry cache instead of vendored crates.
+# VENDOR=0 builds the .deb against the cargo registry cache instead of vendored crates;
+# REUSE=1 tests the .debs already in $OUT/deb instead of building them again.
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +37,8 @@ run_installed() {
     "$xe" host-list | tee "$state/hosts" | grep -q 'name-label' || fail "xe host-list"
     "$xe" vm-list | grep -q 'Control domain' || fail "xe vm-list"
     host=$("$xe" host-list --minimal)
-    [ "$("$xe" host-call-plugin host-uuid="$host" plugin=echo fn=main args:k=v)" = "k=v" ] \
+    # xe-cli currently wants uuid= besides the documented host-uuid=; pass both.
+    [ "$("$xe" host-call-plugin host-uuid="$host" uuid="$host" plugin=echo fn=main args:k=v)" = "k=v" ] \
         || fail "the packaged echo plugin through xe host-call-plugin"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$state"
@@ -44,7 +46,8 @@ run_installed() {
 }
 
 if [ "$SKIP_DEB" != 1 ]; then
-    make -C "$TOP/packaging" deb OUT="$OUT" VENDOR="$VENDOR" DPKG_FLAGS="${DPKG_FLAGS:--d}"
+    [ "${REUSE:-0}" = 1 ] || \
+        make -C "$TOP/packaging" deb OUT="$OUT" VENDOR="$VENDOR" DPKG_FLAGS="${DPKG_FLAGS:--d}"
     lintian --fail-on error "$OUT"/deb/*.changes
     c=$(dpkg-deb -c "$OUT"/deb/xapi_*.deb)
     for f in ./usr/sbin/xapi ./etc/xapi.conf ./etc/pam.d/xapi systemd/system/xapi.service \
