@@ -265,3 +265,74 @@ fn a_dummy_sr_keeps_vdis_in_memory() {
     api.ok("VDI.destroy", vec![s(&vdi)]);
     assert!(strings(field(&mut api, "SR", &sr, "VDIs")).is_empty());
 }
+
+fn vm_disks(api: &mut Api, vm: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for vbd in strings(field(api, "VM", vm, "VBDs")) {
+        if text(api, "VBD", &vbd, "type") == "Disk" {
+            out.push(text(api, "VBD", &vbd, "VDI"));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_vm_installed_from_a_template_gets_its_disks_as_vdis_that_follow_snapshot_and_clone() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let p = pool(&mut api);
+    let default_sr = text(&mut api, "pool", &p, "default_SR");
+    let template = strings(api.ok("VM.get_by_name_label", vec![s("Debian Bookworm 12")])).remove(0);
+    let vm = api.string("VM.clone", vec![s(&template), s("installed")]);
+    let spec = api.ok("VM.get_other_config", vec![s(&vm)]);
+    let Value::Struct(spec) = spec else {
+        panic!("other_config")
+    };
+    let spec = spec
+        .into_iter()
+        .find(|(k, _)| k == "disks")
+        .and_then(|(_, v)| v.as_str().map(str::to_owned))
+        .expect("the template recommends disks");
+    let wanted = spec.matches("<disk").count();
+    assert!(wanted > 0);
+    api.ok("VM.provision", vec![s(&vm)]);
+    let disks = vm_disks(&mut api, &vm);
+    assert_eq!(disks.len(), wanted);
+    for vdi in &disks {
+        assert_eq!(text(&mut api, "VDI", vdi, "SR"), default_sr);
+        let size = int(&mut api, "VDI", vdi, "virtual_size");
+        assert!(
+            spec.contains(&format!("size=\"{size}\"")),
+            "{size} in {spec}"
+        );
+    }
+    assert_sizes_true(&mut api, &default_sr);
+    // Provisioning consumes the recommendation: a second call adds nothing.
+    api.ok("VM.provision", vec![s(&vm)]);
+    assert_eq!(vm_disks(&mut api, &vm).len(), wanted);
+
+    api.ok("VM.set_is_a_template", vec![s(&vm), Value::Bool(false)]);
+    let snap = api.string("VM.snapshot", vec![s(&vm), s("before")]);
+    let snap_disks = vm_disks(&mut api, &snap);
+    assert_eq!(snap_disks.len(), wanted);
+    for (orig, copy) in disks.iter().zip(&snap_disks) {
+        assert_ne!(orig, copy, "a VM snapshot has its own disks");
+        assert!(boolean(&mut api, "VDI", copy, "is_a_snapshot"));
+        assert_eq!(&text(&mut api, "VDI", copy, "snapshot_of"), orig);
+    }
+    let clone = api.string("VM.clone", vec![s(&vm), s("twin")]);
+    for (orig, copy) in disks.iter().zip(&vm_disks(&mut api, &clone)) {
+        assert_ne!(orig, copy, "a VM clone has its own disks");
+        assert!(!boolean(&mut api, "VDI", copy, "is_a_snapshot"));
+    }
+    // Reverting replaces the VM's disks with clones of the snapshot's.
+    api.ok("VM.revert", vec![s(&snap)]);
+    let reverted = vm_disks(&mut api, &vm);
+    assert_eq!(reverted.len(), wanted);
+    for old in &disks {
+        assert!(!reverted.contains(old));
+        let e = api.err("VDI.get_uuid", vec![s(old)]);
+        assert_eq!(code(&e), "HANDLE_INVALID");
+    }
+    assert_sizes_true(&mut api, &default_sr);
+}

@@ -38,7 +38,7 @@ const TRANSCRIPT: &[&str] = &[
     "vm-install template=no-such-template new-name-label=web01",
     "vm-install template=CentOS~Stream~8 new-name-label=web01",
     "vm-list name-label=web01 params=name-label,name-description,power-state,is-a-template",
-    "vm-disk-add vm=web01 disk-size=1GiB device=0",
+    "vm-disk-add vm=web01 disk-size=1GiB device=1",
     "network-list bridge=xenbr0 params=uuid --minimal",
     "vif-create vm-uuid={vm} network-uuid={lan} device=0 mac=00:16:3e:00:00:01",
     "vm-vif-list vm=web01 params=device,MAC,network-name-label,vm-name-label",

@@ -20,6 +20,8 @@ use xapi_idl::{classes, errors, ApiError, ApiResult, DateTime, Record, Ref, Wire
 use crate::app::App;
 use crate::vm::{delete, insert, read, update};
 
+pub mod provision;
+
 /// The SR drivers by type, the bridge they record VDIs through, and the lock that serialises
 /// control operations (upstream's SR lock, here one for all SRs).
 pub struct Storage {

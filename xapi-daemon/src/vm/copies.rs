@@ -1,6 +1,6 @@
 //! VM copies: `VM.snapshot`, `VM.checkpoint` (with the memory image), `VM.revert`,
 //! `VM.copy` (disks cloned on their SR; the target SR is recorded as intent) and
-//! `VM.provision` (the template's `disks` recommendation stays recorded as intent), plus the
+//! `VM.provision` (the template's `disks` recommendation becomes VDIs, in `storage`), plus the
 //! device copying `VM.clone` shares.
 //!
 //! Disks follow their VM: a snapshot snapshots each disk VDI, a clone or copy clones it, a
@@ -358,23 +358,13 @@ pub fn copy(
     })
 }
 
-/// `VM.provision`: the template's `disks` recommendation would become VDIs; until SR support
-/// lands it stays recorded (as upstream stores it) and the call succeeds.
+/// `VM.provision`: the template's `disks` recommendation becomes VDIs and VBDs.
 pub fn provision(ctx: &Ctx, vm: &str) -> ApiResult<()> {
     let app = &ctx.app;
     assert_operation_valid(app, vm, Op::Provision)?;
     with_vm_operation(ctx, vm, Op::Provision, || {
-        let rec = read_vm(app, vm)?;
-        let disks = rec
-            .other_config
-            .get("disks")
-            .map(|d| d.matches("<disk ").count())
-            .unwrap_or(0);
-        tracing::info!(
-            vm,
-            disks,
-            "VM provisioned (disks recorded until storage exists)"
-        );
+        let disks = crate::storage::provision::provision(app, vm)?;
+        tracing::info!(vm, disks, "VM provisioned");
         Ok(())
     })
 }
