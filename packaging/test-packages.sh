@@ -8,7 +8,8 @@
 #
 # Needs: cargo, dpkg-dev, debhelper, lintian, rpm, rpmlint, python3, curl-free (loopback only).
 # VENDOR=0 builds the .deb against the cargo registry cache instead of vendored crates;
-# REUSE=1 tests the .debs already in $OUT/deb instead of building them again.
+# REUSE=1 tests the packages already in $OUT instead of building them again; REF=<commit>
+# packages another commit than HEAD (see packaging/Makefile).
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,7 +71,8 @@ fi
 if [ "$SKIP_RPM" != 1 ]; then
     rpmlint "$TOP/packaging/rpm/xapi.spec"
     # Debian's rpm has no RPM build dependencies installed and no debugedit.
-    make -C "$TOP/packaging" rpm OUT="$OUT" NODEBUG=1 RPMBUILD_FLAGS="--nodeps --nocheck"
+    [ "${REUSE:-0}" = 1 ] || \
+        make -C "$TOP/packaging" rpm OUT="$OUT" NODEBUG=1 RPMBUILD_FLAGS="--nodeps --nocheck"
     rpm=$(ls "$OUT"/rpm/RPMS/*/xapi-0*.rpm)
     l=$(rpm -qlp "$rpm")
     for f in /usr/sbin/xapi /etc/xapi.conf /etc/pam.d/xapi /usr/lib/systemd/system/xapi.service \
