@@ -336,3 +336,84 @@ fn a_vm_installed_from_a_template_gets_its_disks_as_vdis_that_follow_snapshot_an
     }
     assert_sizes_true(&mut api, &default_sr);
 }
+
+/// Runs `qemu-io` on a VDI's NBD export; `None` when qemu-io is not installed.
+fn qemu_io(socket: &std::path::Path, export: &str, cmd: &str) -> Option<String> {
+    let uri = format!("nbd+unix:///{export}?socket={}", socket.display());
+    let out = std::process::Command::new("qemu-io")
+        .args(["-f", "raw", &uri, "-c", cmd])
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "qemu-io {cmd}: {out:?}");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn vdi_contents_written_through_nbd_survive_snapshot_and_restart() {
+    let mut d = TestDaemon::start();
+    let mut api = d.login();
+    let template = strings(api.ok("VM.get_by_name_label", vec![s("Debian Bookworm 12")])).remove(0);
+    let vm = api.string("VM.clone", vec![s(&template), s("data")]);
+    api.ok("VM.provision", vec![s(&vm)]);
+    api.ok("VM.set_is_a_template", vec![s(&vm), Value::Bool(false)]);
+    let m = 256 * MIB;
+    api.ok(
+        "VM.set_memory_limits",
+        vec![
+            s(&vm),
+            Value::Int(m),
+            Value::Int(m),
+            Value::Int(m),
+            Value::Int(m),
+        ],
+    );
+    let vdi = vm_disks(&mut api, &vm).remove(0);
+    let uuid = text(&mut api, "VDI", &vdi, "uuid");
+    let socket = d.state_dir().join("nbd").join(format!("{uuid}.sock"));
+    api.ok(
+        "VM.start",
+        vec![s(&vm), Value::Bool(false), Value::Bool(false)],
+    );
+    assert!(socket.exists(), "starting the VM activates its disk");
+    let Some(_) = qemu_io(&socket, &uuid, "write -P 0xa5 1M 64k") else {
+        eprintln!("qemu-io missing (Debian: qemu-utils); data path not checked");
+        return;
+    };
+    let snap = api.string("VM.snapshot", vec![s(&vm), s("marked")]);
+    let snap_vdi = vm_disks(&mut api, &snap).remove(0);
+    let snap_uuid = text(&mut api, "VDI", &snap_vdi, "uuid");
+    // Written after the snapshot: the snapshot must not see it.
+    qemu_io(&socket, &uuid, "write -P 0x5a 2M 64k").unwrap();
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+    assert!(!socket.exists(), "a halted VM's disk is deactivated");
+    drop(api);
+
+    d.restart();
+    let mut api = d.login();
+    api.ok(
+        "VM.start",
+        vec![s(&vm), Value::Bool(false), Value::Bool(false)],
+    );
+    let out = qemu_io(&socket, &uuid, "read -P 0xa5 1M 64k").unwrap();
+    assert!(!out.contains("Pattern verification failed"), "{out}");
+    let out = qemu_io(&socket, &uuid, "read -P 0x5a 2M 64k").unwrap();
+    assert!(!out.contains("Pattern verification failed"), "{out}");
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+
+    // The snapshot's disk, cloned into a new VM, has the first marker only.
+    let copy = api.string("VM.clone", vec![s(&snap), s("from-snapshot")]);
+    let copy_vdi = vm_disks(&mut api, &copy).remove(0);
+    assert_ne!(copy_vdi, snap_vdi);
+    let copy_uuid = text(&mut api, "VDI", &copy_vdi, "uuid");
+    api.ok("VM.set_is_a_template", vec![s(&copy), Value::Bool(false)]);
+    api.ok(
+        "VM.start",
+        vec![s(&copy), Value::Bool(false), Value::Bool(false)],
+    );
+    let copy_socket = d.state_dir().join("nbd").join(format!("{copy_uuid}.sock"));
+    let out = qemu_io(&copy_socket, &copy_uuid, "read -P 0xa5 1M 64k").unwrap();
+    assert!(!out.contains("Pattern verification failed"), "{out}");
+    let out = qemu_io(&copy_socket, &copy_uuid, "read -P 0 2M 64k").unwrap();
+    assert!(!out.contains("Pattern verification failed"), "{out}");
+    assert!(!snap_uuid.is_empty());
+}

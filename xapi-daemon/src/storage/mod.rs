@@ -579,6 +579,8 @@ pub fn destroy_vdi(app: &App, vdi: &str) -> ApiResult<()> {
     if in_use(app, &rec) {
         return Err(errors::vdi_in_use(vdi, "destroy"));
     }
+    // No VBD uses it: a data path left running (a VM that vanished) goes first.
+    let _ = app.storage.locked(|| h.driver.vdi_deactivate(&h.ctx, &id));
     app.storage.locked(|| {
         h.driver
             .vdi_delete(&h.ctx, &id)
@@ -682,6 +684,33 @@ pub fn copy_vdi(app: &App, vdi: &str, sr: &str) -> ApiResult<Ref<classes::Vdi>> 
         return Err(errors::sr_operation_not_supported(sr));
     }
     snapshot_vdi(app, vdi, &BTreeMap::new(), false)
+}
+
+/// Activates `vdi` for a consumer (a VBD being plugged or a VM starting) and returns where to
+/// read and write it: an NBD URI, a plain file, or `None` when the driver serves no data.
+pub fn activate(app: &App, vdi: &str, writable: bool) -> ApiResult<Option<sm::DataPath>> {
+    let (_, h, id) = vdi_handle(app, vdi)?;
+    app.storage.locked(|| {
+        let result = h
+            .driver
+            .vdi_activate(&h.ctx, &id, writable)
+            .map_err(sm_err(&h.r, vdi))?;
+        Ok(match result.data_path {
+            sm::DataPath::Null => None,
+            path => Some(path),
+        })
+    })
+}
+
+/// Stops serving `vdi` once no consumer needs it; failures are logged (the data is flushed
+/// by the driver, and a later activate recovers).
+pub fn deactivate(app: &App, vdi: &str) {
+    let Ok((_, h, id)) = vdi_handle(app, vdi) else {
+        return;
+    };
+    if let Err(e) = app.storage.locked(|| h.driver.vdi_deactivate(&h.ctx, &id)) {
+        tracing::warn!(vdi, error = %e, "cannot deactivate VDI");
+    }
 }
 
 /// Attaches every plugged PBD of this host at start (the drivers' attach state is in memory),

@@ -104,6 +104,9 @@ pub fn vbd_unplug(ctx: &Ctx, vbd: &str, force: bool) -> ApiResult<()> {
             Err(e) => return Err(api_error(v.vm.as_str(), e)),
         }
         update::<VbdRecord>(app, vbd, |v| v.currently_attached = false)?;
+        if !v.vdi.is_null() && !v.empty {
+            crate::storage::deactivate(app, v.vdi.as_str());
+        }
         Ok(())
     })
 }

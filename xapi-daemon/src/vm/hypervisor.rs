@@ -164,7 +164,23 @@ pub fn vbd_config(app: &App, vbd: &VbdRecord) -> Option<VbdConfig> {
     let backend = if vbd.empty || vbd.vdi.is_null() {
         None
     } else {
-        Some(VbdBackend::Path(vdi_path(app, vbd.vdi.as_str())))
+        // The VDI's data path from its SR driver; VDIs whose SR serves no data keep the
+        // simulated path under the state directory.
+        let writable = vbd.mode == VbdMode::Rw;
+        match crate::storage::activate(app, vbd.vdi.as_str(), writable) {
+            Ok(Some(path)) => Some(match path.nbd_uri() {
+                Some(uri) => VbdBackend::Nbd(uri),
+                None => match path {
+                    sm::DataPath::File { path } => VbdBackend::Path(path),
+                    _ => VbdBackend::Path(vdi_path(app, vbd.vdi.as_str())),
+                },
+            }),
+            Ok(None) => Some(VbdBackend::Path(vdi_path(app, vbd.vdi.as_str()))),
+            Err(e) => {
+                tracing::warn!(vdi = %vbd.vdi, error = %e, "cannot activate VDI");
+                Some(VbdBackend::Path(vdi_path(app, vbd.vdi.as_str())))
+            }
+        }
     };
     if backend.is_none() && kind == VbdKind::Disk {
         return None;

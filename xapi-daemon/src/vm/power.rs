@@ -170,7 +170,11 @@ pub fn mark_stopped(app: &App, vm: &str, state: VmPowerState) -> ApiResult<()> {
         }
     })?;
     for vbd in &rec.vbds {
-        let _ = update::<VbdRecord>(app, vbd.as_str(), |v| v.currently_attached = false);
+        if let Ok(v) = update::<VbdRecord>(app, vbd.as_str(), |v| v.currently_attached = false) {
+            if !v.vdi.is_null() && !v.empty {
+                crate::storage::deactivate(app, v.vdi.as_str());
+            }
+        }
     }
     for vif in &rec.vifs {
         let _ = update::<VifRecord>(app, vif.as_str(), |v| v.currently_attached = false);
