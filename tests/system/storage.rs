@@ -218,6 +218,13 @@ fn a_file_sr_creates_snapshots_clones_resizes_and_destroys_vdis() {
         .collect();
     assert!(visible.is_empty(), "{visible:?}");
     assert_eq!(int(&mut api, "SR", &sr, "virtual_allocation"), 0);
+    // The scan's garbage collection removed the hidden base copies too.
+    let vhds: Vec<_> = std::fs::read_dir(&location)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "vhd"))
+        .collect();
+    assert!(vhds.is_empty(), "{vhds:?}");
 
     api.ok("PBD.unplug", vec![s(&pbds[0])]);
     api.ok("SR.destroy", vec![s(&sr)]);

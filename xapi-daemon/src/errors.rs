@@ -40,3 +40,25 @@ pub fn db_error(e: DbError) -> ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sm::{ErrorCode, SmError};
+
+    #[test]
+    fn sm_errors_map_to_backend_failures_and_special_codes() {
+        let e = sm_error(&SmError::new(ErrorCode::VdiSize, "too big"), "sr", "vdi");
+        assert_eq!(e.code, "SR_BACKEND_FAILURE_79");
+        assert_eq!(e.params, vec!["", "too big", ""]);
+        let e = sm_error(&SmError::code(ErrorCode::SrNotEmpty), "sr", "vdi");
+        assert_eq!(e.code, "SR_NOT_EMPTY");
+        let e = sm_error(&SmError::vdi_missing("vdi"), "sr", "vdi");
+        assert_eq!(
+            (e.code.as_str(), e.params.clone()),
+            ("VDI_MISSING", vec!["sr".to_owned(), "vdi".to_owned()])
+        );
+        let e = sm_error(&SmError::unimplemented("vdi_resize"), "sr", "vdi");
+        assert_eq!(e.code, "UNIMPLEMENTED_IN_SM_BACKEND");
+    }
+}

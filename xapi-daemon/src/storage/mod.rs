@@ -459,11 +459,18 @@ pub fn destroy_sr(app: &App, sr: &str) -> ApiResult<()> {
     forget_records(app, sr, &pbds)
 }
 
-/// `SR.scan`.
+/// `SR.scan`, then garbage collection (hidden base copies nobody needs, coalescing).
 pub fn scan(app: &App, sr: &str) -> ApiResult<()> {
     let h = attached(app, sr)?;
     app.storage.locked(|| {
         h.driver.sr_scan(&h.ctx).map_err(sm_err(sr, ""))?;
+        match h.driver.sr_gc(&h.ctx) {
+            Ok(report) if !report.is_empty() => {
+                tracing::info!(sr, ?report, "SR garbage collected");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(sr, error = %e, "SR garbage collection failed"),
+        }
         refresh_stats(app, &h)
     })
 }
