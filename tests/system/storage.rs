@@ -361,6 +361,16 @@ fn vdi_contents_written_through_nbd_survive_snapshot_and_restart() {
     let mut api = d.login();
     let template = strings(api.ok("VM.get_by_name_label", vec![s("Debian Bookworm 12")])).remove(0);
     let vm = api.string("VM.clone", vec![s(&template), s("data")]);
+    // A small disk, so the cross-SR copy below stays quick.
+    api.ok("VM.remove_from_other_config", vec![s(&vm), s("disks")]);
+    api.ok(
+        "VM.add_to_other_config",
+        vec![
+            s(&vm),
+            s("disks"),
+            s(r#"<provision><disk device="0" size="16777216" sr="" bootable="true" type="system"/></provision>"#),
+        ],
+    );
     api.ok("VM.provision", vec![s(&vm)]);
     api.ok("VM.set_is_a_template", vec![s(&vm), Value::Bool(false)]);
     let m = 256 * MIB;
@@ -423,4 +433,37 @@ fn vdi_contents_written_through_nbd_survive_snapshot_and_restart() {
     let out = qemu_io(&copy_socket, &copy_uuid, "read -P 0 2M 64k").unwrap();
     assert!(!out.contains("Pattern verification failed"), "{out}");
     assert!(!snap_uuid.is_empty());
+
+    // VDI.copy to another SR goes through both data paths: the copy has both markers.
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("sr");
+    let other = create_sr(
+        &mut api,
+        "file",
+        map(&[("location", location.to_str().unwrap())]),
+    )
+    .unwrap();
+    let copied = api.string(
+        "VDI.copy",
+        vec![s(&vdi), s(&other), s("OpaqueRef:NULL"), s("OpaqueRef:NULL")],
+    );
+    assert_eq!(text(&mut api, "VDI", &copied, "SR"), other);
+    assert_eq!(
+        int(&mut api, "VDI", &copied, "virtual_size"),
+        int(&mut api, "VDI", &vdi, "virtual_size")
+    );
+    let copied_uuid = text(&mut api, "VDI", &copied, "uuid");
+    let raw = dir.path().join("copy.raw");
+    let status = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "vpc", "-O", "raw"])
+        .arg(location.join(format!("{copied_uuid}.vhd")))
+        .arg(&raw)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&raw).unwrap();
+    let at = |off: usize| &bytes[off..off + 65536];
+    assert!(at(1 << 20).iter().all(|b| *b == 0xa5));
+    assert!(at(2 << 20).iter().all(|b| *b == 0x5a));
+    assert!(at(4 << 20).iter().all(|b| *b == 0));
 }

@@ -684,13 +684,102 @@ pub fn introduce_vdi(
     })
 }
 
-/// `VDI.copy` into a new VDI: on the same SR a driver clone (an independent writable copy).
+/// `VDI.copy` into a new VDI: on the same SR a driver clone (an independent writable copy);
+/// to another SR a new VDI of the same size filled through both NBD data paths.
 pub fn copy_vdi(app: &App, vdi: &str, sr: &str) -> ApiResult<Ref<classes::Vdi>> {
     let rec: VdiRecord = read(app, vdi)?;
-    if rec.sr.as_str() != sr {
-        return Err(errors::sr_operation_not_supported(sr));
+    if rec.sr.as_str() == sr {
+        return snapshot_vdi(app, vdi, &BTreeMap::new(), false);
     }
-    snapshot_vdi(app, vdi, &BTreeMap::new(), false)
+    let new: Ref<classes::Vdi> = Ref::fresh();
+    insert(
+        app,
+        new.as_str(),
+        &VdiRecord {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            name_label: rec.name_label.clone(),
+            name_description: rec.name_description.clone(),
+            sr: Ref::from_raw(sr),
+            virtual_size: rec.virtual_size,
+            type_: rec.type_,
+            sharable: rec.sharable,
+            other_config: rec.other_config.clone(),
+            managed: true,
+            ..VdiRecord::default()
+        },
+    )?;
+    create_vdi(app, new.as_str())?;
+    if let Err(e) = copy_data(app, vdi, &rec, new.as_str()) {
+        let _ = destroy_vdi(app, new.as_str());
+        return Err(e);
+    }
+    Ok(new)
+}
+
+/// Chunk size of data copies (one VHD block).
+const COPY_CHUNK: usize = 2 << 20;
+
+/// Copies `src`'s contents into `dst` through their data paths, skipping zero chunks (the new
+/// VDI reads zeroes there already).
+fn copy_data(app: &App, src: &str, src_rec: &VdiRecord, dst: &str) -> ApiResult<()> {
+    // A VDI a VM is using stays active in its mode; otherwise it is ours to stop afterwards.
+    let busy = in_use(app, src_rec);
+    let writable = busy && !src_rec.read_only;
+    let from = activate(app, src, writable)?;
+    let to = match activate(app, dst, true) {
+        Ok(to) => to,
+        Err(e) => {
+            if !busy {
+                deactivate(app, src);
+            }
+            return Err(e);
+        }
+    };
+    let result = match (from, to) {
+        (
+            Some(sm::DataPath::Nbd {
+                socket: s1,
+                export: e1,
+            }),
+            Some(sm::DataPath::Nbd {
+                socket: s2,
+                export: e2,
+            }),
+        ) => copy_nbd(&s1, &e1, &s2, &e2)
+            .map_err(|e| ApiError::new("VDI_COPY_FAILED", vec![e.to_string()])),
+        _ => Err(errors::unimplemented_in_sm_backend(
+            "VDI.copy between these SR types",
+        )),
+    };
+    deactivate(app, dst);
+    if !busy {
+        deactivate(app, src);
+    }
+    result
+}
+
+fn copy_nbd(
+    from_socket: &Path,
+    from_export: &str,
+    to_socket: &Path,
+    to_export: &str,
+) -> std::io::Result<()> {
+    let mut from = nbd::Client::connect(from_socket, from_export)?;
+    let mut to = nbd::Client::connect(to_socket, to_export)?;
+    let size = from.size().min(to.size());
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut offset = 0u64;
+    while offset < size {
+        let n = usize::try_from((size - offset).min(COPY_CHUNK as u64)).unwrap_or(COPY_CHUNK);
+        from.read_at(offset, &mut buf[..n])?;
+        if buf[..n].iter().any(|b| *b != 0) {
+            to.write_at(offset, &buf[..n])?;
+        }
+        offset += n as u64;
+    }
+    to.flush()?;
+    to.disconnect()?;
+    from.disconnect()
 }
 
 /// Activates `vdi` for a consumer (a VBD being plugged or a VM starting) and returns where to
