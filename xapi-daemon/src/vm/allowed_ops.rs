@@ -9,6 +9,8 @@ use xapi_idl::records::{VbdRecord, VifRecord, VmGuestMetricsRecord, VmMetricsRec
 
 use crate::app::App;
 use crate::vm::lifecycle::{self, Facts};
+use xapi_idl::{Record, ToValue};
+
 use crate::vm::{read, update};
 
 /// The allowed operations of a VM record as stored now.
@@ -31,11 +33,31 @@ pub fn update_vm(app: &App, vm: &str) {
     }
 }
 
+/// Several threads recompute concurrently (the operation itself, the keeper, the domain
+/// monitor), so the write is a compare-and-set: it only lands if the VM row is still the one
+/// the result was computed from, and otherwise the computation is redone.
 fn try_update_vm(app: &App, vm: &str) -> xapi_idl::ApiResult<()> {
-    let rec = read::<VmRecord>(app, vm)?;
-    let allowed = compute_vm(app, vm, &rec);
-    if allowed != rec.allowed_operations {
-        update::<VmRecord>(app, vm, |r| r.allowed_operations = allowed)?;
+    let t = app.table_of::<xapi_idl::classes::Vm>();
+    let col = app.model.classes[<xapi_idl::classes::Vm as xapi_idl::Class>::INDEX].field_index
+        ["allowed_operations"];
+    let mut rec = read::<VmRecord>(app, vm)?;
+    for _ in 0..16 {
+        let Some(row) = app.db.get(t, vm) else {
+            return Ok(());
+        };
+        rec = VmRecord::from_row(&row).map_err(xapi_idl::ApiError::from)?;
+        let allowed = compute_vm(app, vm, &rec);
+        if allowed == rec.allowed_operations {
+            break;
+        }
+        let value = allowed.to_value();
+        let written = app.write(|txn| match txn.view().get(t, vm) {
+            Some(now) if now == row => txn.set_field(t, vm, col, value).map(|()| true),
+            _ => Ok(false),
+        })?;
+        if written {
+            break;
+        }
     }
     for vbd in &rec.vbds {
         if let Ok(v) = read::<VbdRecord>(app, vbd.as_str()) {
