@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod client;
 pub mod daemon;
+pub mod fields;
 pub mod typecheck;
 
 pub use client::{Api, Client, Endpoint};

@@ -1,45 +1,10 @@
 //! Storage over the wire: the local default SR with its plugged PBD, a `file` SR in a temp
 //! directory through create/snapshot/clone/resize/destroy of VDIs with sizes kept true, and
 //! upstream's errors for the refused cases.
+use xapi_system_tests::fields::{boolean, field, int, strings, text};
 use xapi_system_tests::{s, Api, TestDaemon, Value};
 
 const MIB: i64 = 1 << 20;
-
-fn field(api: &mut Api, class: &str, r: &str, name: &str) -> Value {
-    api.ok(&format!("{class}.get_{name}"), vec![s(r)])
-}
-
-fn text(api: &mut Api, class: &str, r: &str, name: &str) -> String {
-    match field(api, class, r, name) {
-        Value::String(t) => t,
-        other => panic!("{class}.{name}: {other:?}"),
-    }
-}
-
-fn int(api: &mut Api, class: &str, r: &str, name: &str) -> i64 {
-    match field(api, class, r, name) {
-        Value::Int(n) => n,
-        Value::String(t) => t.parse().expect("int as string"),
-        other => panic!("{class}.{name}: {other:?}"),
-    }
-}
-
-fn boolean(api: &mut Api, class: &str, r: &str, name: &str) -> bool {
-    match field(api, class, r, name) {
-        Value::Bool(b) => b,
-        other => panic!("{class}.{name}: {other:?}"),
-    }
-}
-
-fn strings(v: Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items
-            .into_iter()
-            .map(|x| x.as_str().unwrap_or_default().to_owned())
-            .collect(),
-        other => panic!("not an array: {other:?}"),
-    }
-}
 
 fn code(e: &[String]) -> &str {
     e.first().map(String::as_str).unwrap_or_default()

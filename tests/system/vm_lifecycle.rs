@@ -5,6 +5,7 @@
 //! calls on several VMs agrees with a model.
 use std::time::{Duration, Instant};
 
+use xapi_system_tests::fields::{field, int, strings, text};
 use xapi_system_tests::{s, Api, TestDaemon, Value};
 
 const MIB: i64 = 1 << 20;
@@ -17,37 +18,8 @@ fn i(v: i64) -> Value {
     Value::Int(v)
 }
 
-fn field(api: &mut Api, class: &str, r: &str, name: &str) -> Value {
-    api.ok(&format!("{class}.get_{name}"), vec![s(r)])
-}
-
-fn text(api: &mut Api, class: &str, r: &str, name: &str) -> String {
-    match field(api, class, r, name) {
-        Value::String(t) => t,
-        other => panic!("{class}.{name}: {other:?}"),
-    }
-}
-
-fn int(api: &mut Api, class: &str, r: &str, name: &str) -> i64 {
-    match field(api, class, r, name) {
-        Value::Int(n) => n,
-        Value::String(t) => t.parse().expect("int as string"),
-        other => panic!("{class}.{name}: {other:?}"),
-    }
-}
-
 fn power(api: &mut Api, vm: &str) -> String {
     text(api, "VM", vm, "power_state")
-}
-
-fn strings(v: Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items
-            .into_iter()
-            .map(|x| x.as_str().unwrap_or_default().to_owned())
-            .collect(),
-        other => panic!("not an array: {other:?}"),
-    }
 }
 
 fn allowed(api: &mut Api, vm: &str) -> Vec<String> {
