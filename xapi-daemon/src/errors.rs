@@ -1,15 +1,7 @@
 //! The one place where lower-layer errors become API errors.
 use xapi_db::DbError;
 use xapi_idl::{errors, ApiError};
-
-impl From<DbErrorWrap> for ApiError {
-    fn from(e: DbErrorWrap) -> ApiError {
-        db_error(e.0)
-    }
-}
-
-/// Carries a `DbError` into `ApiError` conversion (both types are foreign to this crate).
-pub struct DbErrorWrap(pub DbError);
+use xenops::XenopsError;
 
 /// Maps a storage driver failure on `sr` (and `vdi`) to upstream's code: the special backend
 /// codes as their own errors, the rest as `SR_BACKEND_FAILURE_<n> ["", reason, ""]`.
@@ -37,6 +29,39 @@ pub fn db_error(e: DbError) -> ApiError {
         other => {
             tracing::error!(error = %other, "object store failure");
             ApiError::internal(format!("object store: {other}"))
+        }
+    }
+}
+
+/// The API error upstream raises for a hypervisor failure on VM `vm`.
+pub fn xenops_error(vm: &str, e: XenopsError) -> ApiError {
+    match e {
+        XenopsError::NotEnoughMemory { needed, free } => {
+            errors::host_not_enough_free_memory(needed, free)
+        }
+        XenopsError::TooManyVcpus { .. } => errors::vm_too_many_vcpus(vm),
+        XenopsError::BadState { actual, .. } => ApiError::new(
+            errors::VM_BAD_POWER_STATE,
+            vec![vm.to_owned(), String::new(), actual.to_string()],
+        ),
+        XenopsError::ControlDomain => {
+            errors::operation_not_allowed("This operation is not allowed on a control domain")
+        }
+        XenopsError::DeviceBusy { device } => ApiError::new(
+            "DEVICE_DETACH_REJECTED",
+            vec!["VBD".into(), device, "the guest is using the device".into()],
+        ),
+        XenopsError::NoSuchDevice { device } => errors::device_already_detached(device),
+        XenopsError::DeviceExists { device } => errors::device_already_attached(device),
+        XenopsError::InvalidConfig(reason) => errors::memory_constraint_violation(reason),
+        XenopsError::BootFailure(reason) => errors::bootloader_failed(vm, reason),
+        XenopsError::Timeout(_) => {
+            errors::vm_shutdown_timeout(vm, crate::vm::guest_timeout().as_secs_f64())
+        }
+        XenopsError::NoSuchDomain(_) => errors::vm_bad_power_state(vm, "running", "halted"),
+        other => {
+            tracing::warn!(vm, error = %other, "hypervisor operation failed");
+            ApiError::internal(format!("hypervisor: {other}"))
         }
     }
 }

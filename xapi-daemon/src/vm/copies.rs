@@ -14,7 +14,8 @@ use xapi_idl::{classes, errors, ApiError, ApiResult, DateTime, Ref};
 
 use crate::app::App;
 use crate::dispatch::Ctx;
-use crate::vm::hypervisor::{api_error, domain_config, mac_from, vbds_of, vifs_of};
+use crate::errors::xenops_error;
+use crate::vm::hypervisor::{domain_config, mac_from, vbds_of, vifs_of};
 use crate::vm::power::{
     assert_operation_valid, record_live, suspend_image_path, SUSPEND_IMAGE_KEY,
 };
@@ -220,7 +221,7 @@ pub fn checkpoint(ctx: &Ctx, vm: &str, new_name: &str) -> ApiResult<Ref<classes:
             }
             app.hypervisor
                 .suspend(&uuid, &image, guest_timeout())
-                .map_err(|e| api_error(vm, e))?;
+                .map_err(|e| xenops_error(vm, e))?;
             let resumed = app.hypervisor.resume(&config, &image).and_then(|_| {
                 if rec.power_state == VmPowerState::Running {
                     app.hypervisor.unpause(&uuid)
@@ -230,7 +231,7 @@ pub fn checkpoint(ctx: &Ctx, vm: &str, new_name: &str) -> ApiResult<Ref<classes:
             });
             if let Err(e) = resumed {
                 crate::vm::power::mark_halted(app, vm)?;
-                return Err(api_error(vm, e));
+                return Err(xenops_error(vm, e));
             }
             record_live(app, vm, false, None)?;
         }

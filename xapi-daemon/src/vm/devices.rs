@@ -12,7 +12,8 @@ use xenops::{VbdBackend, XenopsError};
 
 use crate::app::App;
 use crate::dispatch::Ctx;
-use crate::vm::hypervisor::{api_error, vbd_config, vdi_path, vif_config};
+use crate::errors::xenops_error;
+use crate::vm::hypervisor::{vbd_config, vdi_path, vif_config};
 use crate::vm::lifecycle::{booted_hvm, has_pv_drivers, power_state_name};
 use crate::vm::{read, read_vm, update, uuid_of};
 
@@ -73,7 +74,7 @@ pub fn vbd_plug(ctx: &Ctx, vbd: &str) -> ApiResult<()> {
         let info = app
             .hypervisor
             .attach_vbd(&uuid_of(&rec)?, &config)
-            .map_err(|e| api_error(v.vm.as_str(), e))?;
+            .map_err(|e| xenops_error(v.vm.as_str(), e))?;
         update::<VbdRecord>(app, vbd, |v| {
             v.currently_attached = true;
             v.device = crate::vm::power::device_name(&info.device);
@@ -101,7 +102,7 @@ pub fn vbd_unplug(ctx: &Ctx, vbd: &str, force: bool) -> ApiResult<()> {
         {
             Ok(()) | Err(XenopsError::NoSuchDevice { .. }) => {}
             Err(XenopsError::DeviceBusy { .. }) => return Err(detach_rejected("VBD", vbd)),
-            Err(e) => return Err(api_error(v.vm.as_str(), e)),
+            Err(e) => return Err(xenops_error(v.vm.as_str(), e)),
         }
         update::<VbdRecord>(app, vbd, |v| v.currently_attached = false)?;
         if !v.vdi.is_null() && !v.empty {
@@ -128,7 +129,7 @@ pub fn vbd_insert(ctx: &Ctx, vbd: &str, vdi: &Ref<classes::Vdi>) -> ApiResult<()
             let backend = VbdBackend::Path(vdi_path(app, vdi.as_str()));
             app.hypervisor
                 .insert_cd(&uuid_of(&rec)?, &v.userdevice, &backend)
-                .map_err(|e| api_error(v.vm.as_str(), e))?;
+                .map_err(|e| xenops_error(v.vm.as_str(), e))?;
         }
         let vdi = vdi.clone();
         update::<VbdRecord>(app, vbd, |v| {
@@ -154,7 +155,7 @@ pub fn vbd_eject(ctx: &Ctx, vbd: &str) -> ApiResult<()> {
         if v.currently_attached && rec.power_state != VmPowerState::Halted {
             match app.hypervisor.eject_cd(&uuid_of(&rec)?, &v.userdevice) {
                 Ok(()) | Err(XenopsError::CdEmpty { .. }) => {}
-                Err(e) => return Err(api_error(v.vm.as_str(), e)),
+                Err(e) => return Err(xenops_error(v.vm.as_str(), e)),
             }
         }
         update::<VbdRecord>(app, vbd, |v| {
@@ -177,7 +178,7 @@ pub fn vif_plug(ctx: &Ctx, vif: &str) -> ApiResult<()> {
     device_operation(ctx, "VIF", vif, &v.vm, "plug", || {
         app.hypervisor
             .attach_vif(&uuid_of(&rec)?, &config)
-            .map_err(|e| api_error(v.vm.as_str(), e))?;
+            .map_err(|e| xenops_error(v.vm.as_str(), e))?;
         update::<VifRecord>(app, vif, |v| v.currently_attached = true)?;
         Ok(())
     })
@@ -196,7 +197,7 @@ pub fn vif_unplug(ctx: &Ctx, vif: &str, force: bool) -> ApiResult<()> {
         match app.hypervisor.detach_vif(&uuid_of(&rec)?, &v.device, force) {
             Ok(()) | Err(XenopsError::NoSuchDevice { .. }) => {}
             Err(XenopsError::DeviceBusy { .. }) => return Err(detach_rejected("VIF", vif)),
-            Err(e) => return Err(api_error(v.vm.as_str(), e)),
+            Err(e) => return Err(xenops_error(v.vm.as_str(), e)),
         }
         update::<VifRecord>(app, vif, |v| v.currently_attached = false)?;
         Ok(())

@@ -1,6 +1,6 @@
 //! Glue between the database and the `xenops::Hypervisor`: opening the simulated host in the
-//! state directory, turning a VM record (with its VBDs and VIFs) into a `DomainConfig`, and
-//! mapping `XenopsError`s to the API errors upstream raises for them.
+//! state directory and turning a VM record (with its VBDs and VIFs) into a `DomainConfig`.
+//! `XenopsError`s become API errors in `crate::errors::xenops_error`.
 //!
 //! Never changes the database.
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use xapi_db::{Db, Expr};
 use xapi_idl::enums::{DomainType, VbdMode, VbdType};
 use xapi_idl::records::{NetworkRecord, VbdRecord, VifRecord, VmRecord};
-use xapi_idl::{classes, errors, ApiError, ApiResult, Class, FromValue, Record, ToValue};
+use xapi_idl::{classes, errors, ApiResult, Class, FromValue, Record, ToValue};
 use xenops::sim::{SimConfig, SimHost};
 use xenops::{
     BootConfig, DomainConfig, Firmware, Hypervisor, MemoryConfig, PvBoot, VbdBackend, VbdConfig,
@@ -54,39 +54,6 @@ pub fn facts(hv: &dyn Hypervisor) -> Result<HypervisorFacts, XenopsError> {
         .find(|d| d.domid == 0)
         .ok_or_else(|| XenopsError::State("the host lists no control domain".into()))?;
     Ok(HypervisorFacts { physinfo, dom0 })
-}
-
-/// The API error upstream raises for a hypervisor failure on VM `vm`.
-pub fn api_error(vm: &str, e: XenopsError) -> ApiError {
-    match e {
-        XenopsError::NotEnoughMemory { needed, free } => {
-            errors::host_not_enough_free_memory(needed, free)
-        }
-        XenopsError::TooManyVcpus { .. } => errors::vm_too_many_vcpus(vm),
-        XenopsError::BadState { actual, .. } => ApiError::new(
-            errors::VM_BAD_POWER_STATE,
-            vec![vm.to_owned(), String::new(), actual.to_string()],
-        ),
-        XenopsError::ControlDomain => {
-            errors::operation_not_allowed("This operation is not allowed on a control domain")
-        }
-        XenopsError::DeviceBusy { device } => ApiError::new(
-            "DEVICE_DETACH_REJECTED",
-            vec!["VBD".into(), device, "the guest is using the device".into()],
-        ),
-        XenopsError::NoSuchDevice { device } => errors::device_already_detached(device),
-        XenopsError::DeviceExists { device } => errors::device_already_attached(device),
-        XenopsError::InvalidConfig(reason) => errors::memory_constraint_violation(reason),
-        XenopsError::BootFailure(reason) => errors::bootloader_failed(vm, reason),
-        XenopsError::Timeout(_) => {
-            errors::vm_shutdown_timeout(vm, crate::vm::guest_timeout().as_secs_f64())
-        }
-        XenopsError::NoSuchDomain(_) => errors::vm_bad_power_state(vm, "running", "halted"),
-        other => {
-            tracing::warn!(vm, error = %other, "hypervisor operation failed");
-            ApiError::internal(format!("hypervisor: {other}"))
-        }
-    }
 }
 
 /// `VM.domain_type` as xenops knows it (`pv_in_pvh` runs as PVH; an unspecified type follows
@@ -302,7 +269,7 @@ pub fn domain_config(app: &App, rec: &VmRecord) -> ApiResult<DomainConfig> {
         XenopsError::InvalidConfig(reason) if reason.contains("vcpu") => {
             errors::invalid_value("VCPUs_max", reason)
         }
-        other => api_error(&rec.uuid, other),
+        other => crate::errors::xenops_error(&rec.uuid, other),
     })?;
     Ok(config)
 }

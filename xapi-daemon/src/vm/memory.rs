@@ -8,7 +8,7 @@ use xapi_idl::{errors, ApiResult};
 
 use crate::app::App;
 use crate::dispatch::Ctx;
-use crate::vm::hypervisor::api_error;
+use crate::errors::xenops_error;
 use crate::vm::power::assert_operation_valid;
 use crate::vm::{update, uuid_of, with_vm_operation};
 
@@ -130,7 +130,7 @@ fn set_target(app: &App, vm: &str, rec: &VmRecord, target: i64) -> ApiResult<()>
     let bytes = u64::try_from(target).unwrap_or(0);
     app.hypervisor
         .set_memory_target(&uuid_of(rec)?, bytes)
-        .map_err(|e| api_error(vm, e))?;
+        .map_err(|e| xenops_error(vm, e))?;
     update::<VmRecord>(app, vm, |r| r.memory_target = target)?;
     if let Ok(domain) = app.hypervisor.domain(&uuid_of(rec)?) {
         let _ = update::<VmMetricsRecord>(app, rec.metrics.as_str(), |m| {
@@ -165,7 +165,7 @@ pub fn set_vcpus_number_live(ctx: &Ctx, vm: &str, n_vcpus: i64) -> ApiResult<()>
         let n = u32::try_from(n_vcpus).unwrap_or(1);
         app.hypervisor
             .set_vcpus(&uuid_of(&rec)?, n)
-            .map_err(|e| api_error(vm, e))?;
+            .map_err(|e| xenops_error(vm, e))?;
         update::<VmRecord>(app, vm, |r| r.vcpus_at_startup = n_vcpus)?;
         update::<VmMetricsRecord>(app, rec.metrics.as_str(), |m| {
             m.vcpus_number = n_vcpus;
@@ -215,7 +215,7 @@ pub fn host_free_memory(app: &App) -> ApiResult<i64> {
     let info = app
         .hypervisor
         .physinfo()
-        .map_err(|e| api_error(&app.host, e))?;
+        .map_err(|e| xenops_error(&app.host, e))?;
     Ok(info.free_memory as i64)
 }
 

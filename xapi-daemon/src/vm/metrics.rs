@@ -219,7 +219,7 @@ pub fn refresh_host(app: &App) -> ApiResult<()> {
     let info = app
         .hypervisor
         .physinfo()
-        .map_err(|e| crate::vm::hypervisor::api_error("", e))?;
+        .map_err(|e| crate::errors::xenops_error("", e))?;
     let host = read::<HostRecord>(app, &app.host)?;
     if host.metrics.is_null() {
         return Ok(());

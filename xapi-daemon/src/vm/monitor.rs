@@ -110,7 +110,7 @@ fn observe(app: &App, rec: &VmRecord) -> ApiResult<Seen> {
             DomainState::Shutdown(_) | DomainState::Dying => Seen::Transient,
         },
         Err(XenopsError::NoSuchDomain(_)) => Seen::Gone,
-        Err(e) => return Err(crate::vm::hypervisor::api_error(&rec.uuid, e)),
+        Err(e) => return Err(crate::errors::xenops_error(&rec.uuid, e)),
     })
 }
 

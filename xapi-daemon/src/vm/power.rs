@@ -16,7 +16,8 @@ use xenops::{DomainState, ShutdownKind};
 
 use crate::app::App;
 use crate::dispatch::Ctx;
-use crate::vm::hypervisor::{api_error, boot_record_text, domain_config, parse_boot_record};
+use crate::errors::xenops_error;
+use crate::vm::hypervisor::{boot_record_text, domain_config, parse_boot_record};
 use crate::vm::lifecycle::{self, Facts};
 use crate::vm::{guest_timeout, metrics, read, read_vm, update, uuid_of, with_vm_operation};
 
@@ -63,7 +64,7 @@ pub fn assert_enough_memory(app: &App, rec: &VmRecord) -> ApiResult<()> {
     let free = app
         .hypervisor
         .physinfo()
-        .map_err(|e| api_error(&rec.uuid, e))?
+        .map_err(|e| xenops_error(&rec.uuid, e))?
         .free_memory;
     let needed = memory_needed(rec);
     if needed > free {
@@ -81,13 +82,13 @@ pub fn boot(app: &App, vm: &str, paused: bool) -> ApiResult<()> {
     let uuid = config.uuid;
     app.hypervisor
         .create(&config)
-        .map_err(|e| api_error(vm, e))?;
+        .map_err(|e| xenops_error(vm, e))?;
     if !paused {
         if let Err(e) = app.hypervisor.unpause(&uuid) {
             let _ = app
                 .hypervisor
                 .shutdown(&uuid, ShutdownKind::Hard, guest_timeout());
-            return Err(api_error(vm, e));
+            return Err(xenops_error(vm, e));
         }
     }
     let boot_record = boot_record_text(&rec);
@@ -106,7 +107,10 @@ pub fn record_live(
 ) -> ApiResult<()> {
     let rec = read_vm(app, vm)?;
     let uuid = uuid_of(&rec)?;
-    let domain = app.hypervisor.domain(&uuid).map_err(|e| api_error(vm, e))?;
+    let domain = app
+        .hypervisor
+        .domain(&uuid)
+        .map_err(|e| xenops_error(vm, e))?;
     let power_state = match domain.state {
         DomainState::Running => VmPowerState::Running,
         _ => VmPowerState::Paused,
@@ -213,7 +217,7 @@ pub fn destroy_domain(app: &App, vm: &str, rec: &VmRecord) -> ApiResult<()> {
         .shutdown(&uuid, ShutdownKind::Hard, guest_timeout())
     {
         Ok(()) | Err(xenops::XenopsError::NoSuchDomain(_)) => Ok(()),
-        Err(e) => Err(api_error(vm, e)),
+        Err(e) => Err(xenops_error(vm, e)),
     }
 }
 
@@ -236,7 +240,7 @@ pub fn clean_shutdown(ctx: &Ctx, vm: &str) -> ApiResult<()> {
         let uuid = uuid_of(&rec)?;
         app.hypervisor
             .shutdown(&uuid, ShutdownKind::Clean, guest_timeout())
-            .map_err(|e| api_error(vm, e))?;
+            .map_err(|e| xenops_error(vm, e))?;
         tracing::info!(vm, "VM shut down cleanly");
         mark_halted(app, vm)
     })
@@ -287,7 +291,7 @@ pub fn clean_reboot(ctx: &Ctx, vm: &str) -> ApiResult<()> {
         let uuid = uuid_of(&rec)?;
         app.hypervisor
             .shutdown(&uuid, ShutdownKind::Reboot, guest_timeout())
-            .map_err(|e| api_error(vm, e))?;
+            .map_err(|e| xenops_error(vm, e))?;
         restart(app, vm)
     })
 }
@@ -320,7 +324,7 @@ pub fn pause(ctx: &Ctx, vm: &str) -> ApiResult<()> {
     with_vm_operation(ctx, vm, Op::Pause, || {
         app.hypervisor
             .pause(&uuid_of(&rec)?)
-            .map_err(|e| api_error(vm, e))?;
+            .map_err(|e| xenops_error(vm, e))?;
         record_live(app, vm, false, None)
     })
 }
@@ -332,7 +336,7 @@ pub fn unpause(ctx: &Ctx, vm: &str) -> ApiResult<()> {
     with_vm_operation(ctx, vm, Op::Unpause, || {
         app.hypervisor
             .unpause(&uuid_of(&rec)?)
-            .map_err(|e| api_error(vm, e))?;
+            .map_err(|e| xenops_error(vm, e))?;
         record_live(app, vm, false, None)
     })
 }
@@ -357,7 +361,7 @@ pub fn suspend(ctx: &Ctx, vm: &str) -> ApiResult<()> {
         }
         app.hypervisor
             .suspend(&uuid_of(&rec)?, &path, guest_timeout())
-            .map_err(|e| api_error(vm, e))?;
+            .map_err(|e| xenops_error(vm, e))?;
         let text = path.display().to_string();
         update::<VmRecord>(app, vm, |r| {
             r.other_config.insert(SUSPEND_IMAGE_KEY.to_owned(), text);
@@ -392,11 +396,11 @@ pub fn resume(ctx: &Ctx, vm: &str, paused: bool, op: Op) -> ApiResult<()> {
             .unwrap_or_else(|| suspend_image_path(app, &rec));
         app.hypervisor
             .resume(&config, &path)
-            .map_err(|e| api_error(vm, e))?;
+            .map_err(|e| xenops_error(vm, e))?;
         if !paused {
             app.hypervisor
                 .unpause(&config.uuid)
-                .map_err(|e| api_error(vm, e))?;
+                .map_err(|e| xenops_error(vm, e))?;
         }
         discard_suspend_image(app, vm)?;
         tracing::info!(vm, "VM resumed");
@@ -417,14 +421,14 @@ pub fn pool_migrate(ctx: &Ctx, vm: &str, host: &Ref<classes::Host>) -> ApiResult
         let state = app
             .hypervisor
             .migrate_send(&uuid, guest_timeout())
-            .map_err(|e| api_error(vm, e))?;
+            .map_err(|e| xenops_error(vm, e))?;
         let received = app
             .hypervisor
             .migrate_receive(&config, &state)
             .and_then(|_| app.hypervisor.unpause(&uuid));
         if let Err(e) = received {
             mark_halted(app, vm)?;
-            return Err(api_error(vm, e));
+            return Err(xenops_error(vm, e));
         }
         tracing::info!(vm, "VM migrated to this host");
         record_live(app, vm, false, None)
