@@ -41,10 +41,16 @@ impl SessionInfo {
 }
 
 /// Live sessions by ref.
-#[derive(Default)]
 pub struct Sessions {
     map: RwLock<HashMap<String, Arc<SessionInfo>>>,
-    epoch: Option<Instant>,
+    /// The clock idle times are measured on.
+    epoch: Instant,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new()
+    }
 }
 
 /// At most this many sessions per originator (or per user name) are kept, as upstream.
@@ -55,14 +61,12 @@ impl Sessions {
     pub fn new() -> Sessions {
         Sessions {
             map: RwLock::default(),
-            epoch: Some(Instant::now()),
+            epoch: Instant::now(),
         }
     }
 
     fn now_ms(&self) -> u64 {
-        self.epoch
-            .map(|e| e.elapsed().as_millis() as u64)
-            .unwrap_or(0)
+        self.epoch.elapsed().as_millis() as u64
     }
 
     /// Looks a session up and marks it active.
