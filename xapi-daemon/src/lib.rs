@@ -50,7 +50,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(server::serve_tcp(app.clone(), l, None)));
     }
     if let Some(addr) = app.config.https {
-        let hostname = sysinfo::HostFacts::read().hostname;
+        // The host record already holds the machine's name: no second read of /proc.
+        let hostname = app
+            .get_record::<xapi_idl::records::HostRecord>(&app.host)
+            .map(|h| h.hostname)
+            .unwrap_or_else(|| "localhost".to_owned());
         let acceptor = tls::acceptor(&app.config.state_dir, &hostname)?;
         let l = tokio::net::TcpListener::bind(addr)
             .await
