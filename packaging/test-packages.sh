@@ -23,6 +23,8 @@ SKIP_RPM=${SKIP_RPM:-0}
 SKIP_DEB=${SKIP_DEB:-0}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 has() { grep -q -- "$2" <<<"$1" || fail "$3: missing $2"; }
+t_last=$SECONDS
+took() { echo "== $1: $((SECONDS - t_last)) s"; t_last=$SECONDS; }
 
 run_installed() {
     local root=$1 state conf log pid
@@ -53,7 +55,9 @@ run_installed() {
 if [ "$SKIP_DEB" != 1 ]; then
     [ "${REUSE:-0}" = 1 ] || \
         make -C "$TOP/packaging" deb OUT="$OUT" VENDOR="$VENDOR" DPKG_FLAGS="${DPKG_FLAGS:--d}"
+    took "deb build"
     lintian --fail-on error "$OUT"/deb/*.changes
+    took "lintian"
     c=$(dpkg-deb -c "$OUT"/deb/xapi_*.deb)
     for f in ./usr/sbin/xapi ./etc/xapi.conf ./etc/pam.d/xapi systemd/system/xapi.service \
         ./etc/xapi.d/plugins/ ./var/lib/xcp/ ./usr/share/man/man8/xapi.8.gz; do has "$c" "$f" xapi.deb; done
@@ -72,12 +76,14 @@ if [ "$SKIP_DEB" != 1 ]; then
     for d in "$OUT"/deb/*.deb; do dpkg-deb -x "$d" "$root"; done
     run_installed "$root"
     rm -rf "$root"
+    took "deb contents + unpacked daemon"
     if [ "${SKIP_DEBOOTSTRAP:-0}" = 1 ]; then
         echo "debootstrap install test skipped (SKIP_DEBOOTSTRAP=1)"
     elif [ "$(id -u)" != 0 ] || ! command -v debootstrap >/dev/null; then
         echo "SKIP: the debootstrap install test needs root and debootstrap"
     else
         OUT="$OUT" "$TOP/packaging/test-install-debootstrap.sh" "$OUT/deb"
+        took "debootstrap install"
     fi
 fi
 
@@ -86,6 +92,7 @@ if [ "$SKIP_RPM" != 1 ]; then
     # Debian's rpm has no RPM build dependencies installed and no debugedit.
     [ "${REUSE:-0}" = 1 ] || \
         make -C "$TOP/packaging" rpm OUT="$OUT" NODEBUG=1 RPMBUILD_FLAGS="--nodeps --nocheck"
+    took "rpm build"
     rpm=$(ls "$OUT"/rpm/RPMS/*/xapi-0*.rpm)
     l=$(rpm -qlp "$rpm")
     for f in /usr/sbin/xapi /etc/xapi.conf /etc/pam.d/xapi /usr/lib/systemd/system/xapi.service \
@@ -99,6 +106,7 @@ if [ "$SKIP_RPM" != 1 ]; then
     has "$(rpm -qp --requires "$OUT"/rpm/RPMS/noarch/xapi-plugins-python-*.rpm)" python3 "requires"
     rpmlint -r "$TOP/packaging/rpm/rpmlint-filters" "$OUT"/rpm/RPMS/*/*.rpm | tee "$OUT/rpmlint.txt"
     grep -q ' 0 errors' "$OUT/rpmlint.txt" || fail "rpmlint reports errors on the built RPMs"
+    took "rpm checks + rpmlint"
     echo "rpm: ok"
 fi
 echo "packaging tests: ok"
