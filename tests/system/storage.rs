@@ -432,3 +432,314 @@ fn vdi_contents_written_through_nbd_survive_snapshot_and_restart() {
     assert!(at(2 << 20).iter().all(|b| *b == 0x5a));
     assert!(at(4 << 20).iter().all(|b| *b == 0));
 }
+
+fn create_sr_with(
+    api: &mut Api,
+    kind: &str,
+    config: Value,
+    sm_config: Value,
+) -> Result<String, Vec<String>> {
+    let h = host(api);
+    api.call(
+        "SR.create",
+        vec![
+            s(&h),
+            config,
+            Value::Int(0),
+            s("test SR"),
+            s(""),
+            s(kind),
+            s("user"),
+            Value::Bool(false),
+            sm_config,
+        ],
+    )
+    .map(|v| v.as_str().unwrap_or_default().to_owned())
+}
+
+/// A halted, non-template VM (cloned from the Debian template) whose one disk of `size`
+/// bytes is on the SR with uuid `sr_uuid` (the default SR when empty).
+fn vm_with_disk(api: &mut Api, name: &str, size: i64, sr_uuid: &str) -> (String, String) {
+    let template = strings(api.ok("VM.get_by_name_label", vec![s("Debian Bookworm 12")])).remove(0);
+    let vm = api.string("VM.clone", vec![s(&template), s(name)]);
+    api.ok("VM.remove_from_other_config", vec![s(&vm), s("disks")]);
+    let spec = format!(
+        r#"<provision><disk device="0" size="{size}" sr="{sr_uuid}" bootable="true" type="system"/></provision>"#
+    );
+    api.ok("VM.add_to_other_config", vec![s(&vm), s("disks"), s(&spec)]);
+    api.ok("VM.provision", vec![s(&vm)]);
+    api.ok("VM.set_is_a_template", vec![s(&vm), Value::Bool(false)]);
+    let m = 256 * MIB;
+    api.ok(
+        "VM.set_memory_limits",
+        vec![
+            s(&vm),
+            Value::Int(m),
+            Value::Int(m),
+            Value::Int(m),
+            Value::Int(m),
+        ],
+    );
+    let vdi = vm_disks(api, &vm).remove(0);
+    (vm, vdi)
+}
+
+fn start(api: &mut Api, vm: &str) {
+    api.ok(
+        "VM.start",
+        vec![s(vm), Value::Bool(false), Value::Bool(false)],
+    );
+}
+
+/// An NBD connection to the active VDI with uuid `uuid`.
+fn nbd_client(d: &TestDaemon, uuid: &str) -> nbd::Client {
+    let socket = d.state_dir().join("nbd").join(format!("{uuid}.sock"));
+    nbd::Client::connect(&socket, uuid).expect("the VDI is served over NBD")
+}
+
+/// The VHD files of an SR directory, by file name.
+fn vhd_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("the SR directory")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".vhd"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The raw contents of a dynamic VHD, read by qemu-img (an independent reader); `None` when
+/// qemu-img is not installed.
+fn vhd_contents(vhd: &std::path::Path) -> Option<Vec<u8>> {
+    let raw = tempfile::NamedTempFile::new().expect("a temp file");
+    let status = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "vpc", "-O", "raw"])
+        .arg(vhd)
+        .arg(raw.path())
+        .status()
+        .ok()?;
+    assert!(status.success(), "qemu-img convert {}", vhd.display());
+    Some(std::fs::read(raw.path()).expect("qemu-img's output"))
+}
+
+#[test]
+fn probe_ext_reports_each_sr_found_as_a_complete_configuration() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let h = host(&mut api);
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("sr");
+    let config = map(&[("location", location.to_str().unwrap())]);
+    let sr = create_sr(&mut api, "file", config.clone()).unwrap();
+    let uuid = text(&mut api, "SR", &sr, "uuid");
+    let found = api.ok(
+        "SR.probe_ext",
+        vec![s(&h), config.clone(), s("file"), map(&[])],
+    );
+    let Value::Array(found) = found else {
+        panic!("probe_ext returns a set: {found:?}")
+    };
+    assert_eq!(found.len(), 1, "{found:?}");
+    let Value::Struct(result) = &found[0] else {
+        panic!("a probe_result record: {found:?}")
+    };
+    let get = |k: &str| result.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("complete"), Some(Value::Bool(true)));
+    assert_eq!(get("configuration"), Some(config));
+    let Some(Value::Struct(stat)) = get("sr") else {
+        panic!("an sr_stat: {result:?}")
+    };
+    assert!(stat.contains(&("uuid".to_owned(), s(&uuid))), "{stat:?}");
+    assert!(
+        stat.contains(&("health".to_owned(), s("healthy"))),
+        "{stat:?}"
+    );
+    // An empty directory holds no SR.
+    let empty = tempfile::tempdir().unwrap();
+    let none = api.ok(
+        "SR.probe_ext",
+        vec![
+            s(&h),
+            map(&[("location", empty.path().to_str().unwrap())]),
+            s("file"),
+            map(&[]),
+        ],
+    );
+    assert_eq!(none, Value::Array(vec![]));
+}
+
+#[test]
+fn vdi_copy_into_an_existing_vdi_replaces_its_contents() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let (vm, vdi) = vm_with_disk(&mut api, "source", 8 * MIB, "");
+    let uuid = text(&mut api, "VDI", &vdi, "uuid");
+    start(&mut api, &vm);
+    let mut c = nbd_client(&d, &uuid);
+    c.write_at(MIB as u64, &[0xa5; 65536]).unwrap();
+    c.flush().unwrap();
+    c.disconnect().unwrap();
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+    let sr = text(&mut api, "VDI", &vdi, "SR");
+    let null = "OpaqueRef:NULL";
+
+    // Fill a target with the marker (a copy to a new VDI), then copy an empty VDI into it:
+    // every chunk is written, so the marker is gone.
+    let target = api.string("VDI.copy", vec![s(&vdi), s(&sr), s(null), s(null)]);
+    let empty = create_vdi(&mut api, &sr, "empty", 8 * MIB).unwrap();
+    let into = api.string("VDI.copy", vec![s(&empty), s(null), s(null), s(&target)]);
+    assert_eq!(into, target, "VDI.copy into_vdi returns that VDI");
+    let sr_dir = d.state_dir().join("sr");
+    let target_uuid = text(&mut api, "VDI", &target, "uuid");
+    let vhd = std::fs::read_dir(&sr_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join(format!("{target_uuid}.vhd")))
+        .find(|p| p.exists())
+        .expect("the target's VHD in the local SR");
+    if let Some(bytes) = vhd_contents(&vhd) {
+        assert!(bytes[MIB as usize..][..65536].iter().all(|b| *b == 0));
+    }
+    // And back: the source's marker arrives in the existing VDI.
+    api.ok("VDI.copy", vec![s(&vdi), s(null), s(null), s(&target)]);
+    if let Some(bytes) = vhd_contents(&vhd) {
+        assert!(bytes[MIB as usize..][..65536].iter().all(|b| *b == 0xa5));
+    }
+
+    // A smaller VDI cannot take the contents; a snapshot is read-only.
+    let small = create_vdi(&mut api, &sr, "small", 4 * MIB).unwrap();
+    let e = api.err("VDI.copy", vec![s(&vdi), s(null), s(null), s(&small)]);
+    assert_eq!(
+        e,
+        vec![
+            "VDI_TOO_SMALL".to_owned(),
+            small.clone(),
+            (8 * MIB).to_string()
+        ]
+    );
+    let snap = api.string("VDI.snapshot", vec![s(&target), map(&[])]);
+    let e = api.err("VDI.copy", vec![s(&vdi), s(null), s(null), s(&snap)]);
+    assert_eq!(e, vec!["VDI_READONLY".to_owned(), snap.clone()]);
+}
+
+#[test]
+fn a_thick_sr_refuses_what_exceeds_its_free_space_with_sr_full() {
+    const GIB: i64 = 1 << 30;
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("sr");
+    let sr = create_sr_with(
+        &mut api,
+        "file",
+        map(&[("location", location.to_str().unwrap())]),
+        map(&[("allocation", "thick")]),
+    )
+    .unwrap();
+    api.ok("SR.update", vec![s(&sr)]);
+    let size = int(&mut api, "SR", &sr, "physical_size");
+    let used = int(&mut api, "SR", &sr, "physical_utilisation");
+    // Beyond the whole filesystem (within the VHD limit of 2040 GiB when possible).
+    let huge = (size + GIB).min(2040 * GIB);
+    if huge <= size - used {
+        eprintln!("filesystem larger than the VHD limit; SR_FULL not checked");
+        return;
+    }
+    let e = create_vdi(&mut api, &sr, "huge", huge).unwrap_err();
+    assert_eq!(code(&e), "SR_FULL", "{e:?}");
+    assert_eq!(e[1], huge.to_string(), "requested");
+    let free: i64 = e[2].parse().unwrap();
+    assert!(free <= size - used && free >= 0, "maximum {free} of {size}");
+    assert!(strings(field(&mut api, "SR", &sr, "VDIs")).is_empty());
+
+    // Most of the free space: created; a snapshot would promise as much again: refused.
+    let big = (free / 5 * 3) / (2 * MIB) * (2 * MIB);
+    let vdi = create_vdi(&mut api, &sr, "big", big).unwrap();
+    let e = api.err("VDI.snapshot", vec![s(&vdi), map(&[])]);
+    assert_eq!(code(&e), "SR_FULL", "{e:?}");
+    assert_eq!(e[1], big.to_string());
+    let e = api.err("VDI.resize", vec![s(&vdi), Value::Int(huge)]);
+    assert_eq!(code(&e), "SR_FULL", "{e:?}");
+    assert_eq!(e[1], (huge - big).to_string());
+    api.ok("VDI.destroy", vec![s(&vdi)]);
+
+    // The default (thin) SR may be overcommitted, as upstream's file SRs.
+    let p = pool(&mut api);
+    let local = text(&mut api, "pool", &p, "default_SR");
+    let thin = create_vdi(&mut api, &local, "overcommitted", huge).unwrap();
+    assert!(int(&mut api, "VDI", &thin, "virtual_size") >= huge);
+    api.ok("VDI.destroy", vec![s(&thin)]);
+}
+
+#[test]
+fn vdis_of_a_udev_sr_are_physical_devices_that_cannot_be_destroyed() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sdb"), vec![0u8; MIB as usize]).unwrap();
+    let sr = create_sr(
+        &mut api,
+        "udev",
+        map(&[("location", dir.path().to_str().unwrap())]),
+    )
+    .unwrap();
+    let vdis = strings(field(&mut api, "SR", &sr, "VDIs"));
+    assert_eq!(vdis.len(), 1, "{vdis:?}");
+    let vdi = &vdis[0];
+    assert_eq!(text(&mut api, "VDI", vdi, "location"), "sdb");
+    assert_eq!(int(&mut api, "VDI", vdi, "virtual_size"), MIB);
+    let e = api.err("VDI.destroy", vec![s(vdi)]);
+    assert_eq!(e, vec!["VDI_IS_A_PHYSICAL_DEVICE".to_owned(), vdi.clone()]);
+    assert!(dir.path().join("sdb").exists());
+    // The SR cannot make devices either.
+    let e = create_vdi(&mut api, &sr, "new", MIB).unwrap_err();
+    assert_eq!(code(&e), "UNIMPLEMENTED_IN_SM_BACKEND");
+}
+
+#[test]
+fn destroying_a_snapshot_coalesces_the_chain_in_the_background() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("sr");
+    let sr = create_sr(
+        &mut api,
+        "file",
+        map(&[("location", location.to_str().unwrap())]),
+    )
+    .unwrap();
+    let vdi = create_vdi(&mut api, &sr, "disk", 8 * MIB).unwrap();
+    let uuid = text(&mut api, "VDI", &vdi, "uuid");
+    let snap = api.string("VDI.snapshot", vec![s(&vdi), map(&[])]);
+    assert_eq!(
+        vhd_files(&location).len(),
+        3,
+        "base copy, leaf and snapshot"
+    );
+    api.ok("VDI.destroy", vec![s(&snap)]);
+    // No scan: the collector runs by itself and leaves the VDI as a single VHD.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let want = vec![format!("{uuid}.vhd")];
+    while vhd_files(&location) != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chain not coalesced: {:?}",
+            vhd_files(&location)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let Value::Struct(sm_config) = api.ok("VDI.get_sm_config", vec![s(&vdi)]) else {
+        panic!("sm_config")
+    };
+    assert!(
+        !sm_config.iter().any(|(k, _)| k == "vhd-parent"),
+        "{sm_config:?}"
+    );
+    let managed: Vec<String> = strings(field(&mut api, "SR", &sr, "VDIs"));
+    assert_eq!(
+        managed,
+        vec![vdi.clone()],
+        "the base copy's record went too"
+    );
+}

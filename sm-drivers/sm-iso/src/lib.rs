@@ -2,7 +2,8 @@
 //! (`device_config:location`), one read-only VDI per file. A scan picks up new files and
 //! forgets removed ones; a file named `<uuid>.iso` keeps that uuid, others keep the uuid the
 //! storage database already has for their location (the VDI location is the file name).
-//! Attaching hands out the file itself. Never writes into an image.
+//! Attaching hands out the file itself. Never writes into an image. The `udev` type (devices
+//! handed to guests as they are) lives in [`udev`]: it is the same directory-of-entries shape.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use sm::{
     AttachResult, Capability, ConfigKey, DataPath, DriverInfo, ErrorCode, ScanResult, SmError,
     SmResult, SrContext, SrDriver, SrStats, StorageDb, VdiCreate, VdiId, VdiInfo,
 };
+
+pub mod udev;
 
 /// `device_config:location`: the directory holding the images.
 pub const LOCATION: &str = "location";

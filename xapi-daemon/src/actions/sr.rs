@@ -69,6 +69,10 @@ xapi_idl::actions! {
             storage::probe(&ctx.app, &device_config, &type_, &sm_config)
         }
 
+        fn probe_ext(&self, ctx: &Ctx, _host: Ref<classes::Host>, device_config: BTreeMap<String, String>, type_: String, sm_config: BTreeMap<String, String>) -> ApiResult<Vec<xapi_idl::records::ProbeResultRecord>> {
+            storage::probe_ext(&ctx.app, &device_config, &type_, &sm_config)
+        }
+
         fn set_name_label(&self, ctx: &Ctx, sr: Ref<classes::Sr>, value: String) -> ApiResult<()> {
             update::<SrRecord>(&ctx.app, sr.as_str(), |rec| rec.name_label = value).map(|_| ())
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use xapi_idl::enums::{OnBoot, VdiType};
 use xapi_idl::records::VdiRecord;
 use xapi_idl::traits::VdiActions;
-use xapi_idl::{classes, errors, ApiResult, DateTime, Ref, WireEnum};
+use xapi_idl::{classes, ApiResult, DateTime, Ref, WireEnum};
 
 use crate::app::App;
 use crate::dispatch::Ctx;
@@ -29,7 +29,9 @@ xapi_idl::actions! {
 
         fn copy(&self, ctx: &Ctx, vdi: Ref<classes::Vdi>, sr: Ref<classes::Sr>, _base_vdi: Ref<classes::Vdi>, into_vdi: Ref<classes::Vdi>) -> ApiResult<Ref<classes::Vdi>> {
             if !into_vdi.is_null() {
-                return Err(errors::unimplemented_in_sm_backend("VDI.copy into an existing VDI"));
+                // Upstream copies every block into the given VDI; `base_vdi` only narrows what
+                // has to be read, so a full copy is always correct.
+                return storage::copy_into_vdi(&ctx.app, vdi.as_str(), into_vdi.as_str());
             }
             let target = if sr.is_null() { read::<VdiRecord>(&ctx.app, vdi.as_str())?.sr } else { sr };
             storage::copy_vdi(&ctx.app, vdi.as_str(), target.as_str())

@@ -1,7 +1,9 @@
 //! Storage on top of the SM drivers: the registry of SR drivers by type, the `StorageDb` bridge
 //! through which drivers record VDIs in the object store, and the SR/PBD/VDI operations the
 //! `SR.*`, `PBD.*` and `VDI.*` actions call (attach at start, the default local SR, sizes kept
-//! true after every change). Driver calls block; callers run on blocking threads.
+//! true after every change), and the background garbage collection that follows deletes and
+//! scans. Driver calls block; callers run on blocking threads. Control operations on one SR
+//! are serialised by that SR's lock (upstream's SR lock); different SRs proceed in parallel.
 //!
 //! ```text
 //! actions/{sr,pbd,vdi}.rs ─▶ storage ─▶ sm::SrDriver (file, ext, iso, dummy)
@@ -10,11 +12,13 @@
 //! ```
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use sm::{ErrorCode, SmError, SmResult, SrContext, SrDriver, StorageDb, VdiId, VdiInfo};
-use xapi_idl::enums::VdiType;
-use xapi_idl::records::{PbdRecord, PoolRecord, SrRecord, VdiRecord};
+use xapi_idl::enums::{SrHealth, VdiType};
+use xapi_idl::records::{
+    PbdRecord, PoolRecord, ProbeResultRecord, SrRecord, SrStatRecord, VdiRecord,
+};
 use xapi_idl::{classes, errors, ApiError, ApiResult, DateTime, Record, Ref, WireEnum};
 
 use crate::app::App;
@@ -22,12 +26,25 @@ use crate::vm::{delete, insert, read, update};
 
 pub mod provision;
 
-/// The SR drivers by type, the bridge they record VDIs through, and the lock that serialises
-/// control operations (upstream's SR lock, here one for all SRs).
+/// The SR drivers by type, the bridge they record VDIs through, one lock per SR serialising
+/// its control operations (upstream's SR lock), and the state of background collections.
 pub struct Storage {
     drivers: BTreeMap<&'static str, Arc<dyn SrDriver>>,
     bridge: Arc<DbBridge>,
-    lock: Mutex<()>,
+    locks: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
+    gc: Mutex<BTreeMap<String, GcRun>>,
+}
+
+/// A background collection of one SR: running, or running and asked to go again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GcRun {
+    Running,
+    Again,
+}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Maps updated in single steps stay consistent across a panic elsewhere.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Storage {
@@ -56,11 +73,16 @@ impl Storage {
             )),
         );
         drivers.insert("iso", Arc::new(sm_iso::IsoDriver::new(db.clone())));
+        drivers.insert(
+            sm_iso::udev::SR_TYPE,
+            Arc::new(sm_iso::udev::UdevDriver::new(db.clone())),
+        );
         drivers.insert("dummy", Arc::new(sm_dummy::DummyDriver::new(db)));
         Storage {
             drivers,
             bridge,
-            lock: Mutex::new(()),
+            locks: Mutex::new(BTreeMap::new()),
+            gc: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -82,9 +104,10 @@ impl Storage {
             .ok_or_else(|| errors::sr_unknown_driver(kind))
     }
 
-    /// Runs `f` holding the storage lock.
-    pub fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+    /// Runs `f` holding the lock of the SR `sr_uuid` (other SRs are not held up).
+    pub fn locked<R>(&self, sr_uuid: &str, f: impl FnOnce() -> R) -> R {
+        let lock = Arc::clone(guard(&self.locks).entry(sr_uuid.to_owned()).or_default());
+        let _held = guard(&lock);
         f()
     }
 }
@@ -330,7 +353,7 @@ pub fn plug(app: &App, pbd: &str) -> ApiResult<()> {
     let p: PbdRecord = read(app, pbd)?;
     let mut h = handle(app, p.sr.as_str())?;
     h.ctx.device_config = p.device_config.clone();
-    app.storage.locked(|| {
+    app.storage.locked(&h.rec.uuid, || {
         h.driver
             .sr_attach(&h.ctx)
             .map_err(sm_err(p.sr.as_str(), ""))?;
@@ -352,7 +375,7 @@ pub fn unplug(app: &App, pbd: &str) -> ApiResult<()> {
     }
     let mut h = handle(app, p.sr.as_str())?;
     h.ctx.device_config = p.device_config.clone();
-    app.storage.locked(|| {
+    app.storage.locked(&h.rec.uuid, || {
         h.driver
             .sr_detach(&h.ctx)
             .map_err(sm_err(p.sr.as_str(), ""))?;
@@ -382,7 +405,9 @@ pub fn create_sr(
         sm_config: sm_config.clone(),
     };
     app.storage
-        .locked(|| driver.sr_create(&ctx, u64::try_from(physical_size).unwrap_or(0)))
+        .locked(&uuid, || {
+            driver.sr_create(&ctx, u64::try_from(physical_size).unwrap_or(0))
+        })
         .map_err(sm_err("", ""))?;
     let sr: Ref<classes::Sr> = Ref::fresh();
     insert(
@@ -413,7 +438,7 @@ pub fn create_sr(
         },
     )?;
     if let Err(e) = plug(app, pbd.as_str()) {
-        let _ = app.storage.locked(|| driver.sr_delete(&ctx));
+        let _ = app.storage.locked(&ctx.sr_uuid, || driver.sr_delete(&ctx));
         let _ = delete::<classes::Pbd>(app, pbd.as_str());
         let _ = delete::<classes::Sr>(app, sr.as_str());
         return Err(e);
@@ -454,31 +479,150 @@ pub fn destroy_sr(app: &App, sr: &str) -> ApiResult<()> {
     }
     let pbds = assert_no_plugged_pbds(app, sr)?;
     app.storage
-        .locked(|| h.driver.sr_delete(&h.ctx))
+        .locked(&h.rec.uuid, || h.driver.sr_delete(&h.ctx))
         .map_err(sm_err(sr, ""))?;
     forget_records(app, sr, &pbds)
 }
 
-/// `SR.scan`, then garbage collection (hidden base copies nobody needs, coalescing).
+/// `SR.scan`, then one garbage-collection pass (hidden base copies nobody needs, coalescing),
+/// so the caller sees a tidy SR; further passes a coalesce makes possible run in the
+/// background.
 pub fn scan(app: &App, sr: &str) -> ApiResult<()> {
     let h = attached(app, sr)?;
-    app.storage.locked(|| {
+    let changed = app.storage.locked(&h.rec.uuid, || {
         h.driver.sr_scan(&h.ctx).map_err(sm_err(sr, ""))?;
-        match h.driver.sr_gc(&h.ctx) {
-            Ok(report) if !report.is_empty() => {
-                tracing::info!(sr, ?report, "SR garbage collected");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(sr, error = %e, "SR garbage collection failed"),
+        let changed = gc_pass(&h);
+        refresh_stats(app, &h)?;
+        Ok::<_, ApiError>(changed)
+    })?;
+    if changed {
+        schedule_gc(app, sr);
+    }
+    Ok(())
+}
+
+/// One collection pass on the SR (its lock held by the caller); whether it changed anything.
+fn gc_pass(h: &SrHandle) -> bool {
+    match h.driver.sr_gc(&h.ctx) {
+        Ok(report) if !report.is_empty() => {
+            tracing::info!(sr = %h.rec.uuid, ?report, "SR garbage collected");
+            true
         }
-        refresh_stats(app, &h)
-    })
+        Ok(_) => false,
+        Err(e) => {
+            tracing::warn!(sr = %h.rec.uuid, error = %e, "SR garbage collection failed");
+            false
+        }
+    }
+}
+
+/// Runs garbage collection of `sr` on a background thread until a pass changes nothing. A
+/// request while a collection runs makes it go round once more instead of starting another.
+pub fn schedule_gc(app: &App, sr: &str) {
+    let Ok(h) = attached(app, sr) else {
+        return;
+    };
+    let sr_uuid = h.rec.uuid.clone();
+    {
+        let mut runs = guard(&app.storage.gc);
+        if let Some(run) = runs.get_mut(&sr_uuid) {
+            *run = GcRun::Again;
+            return;
+        }
+        runs.insert(sr_uuid.clone(), GcRun::Running);
+    }
+    let Ok(app) = app.storage.bridge.app() else {
+        guard(&app.storage.gc).remove(&sr_uuid);
+        return;
+    };
+    let sr = sr.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name(format!("gc-{}", &sr_uuid[..sr_uuid.len().min(8)]))
+        .spawn({
+            let app = Arc::clone(&app);
+            let sr_uuid = sr_uuid.clone();
+            move || background_gc(&app, &sr, &sr_uuid)
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(sr = %sr_uuid, error = %e, "cannot start garbage collection");
+        guard(&app.storage.gc).remove(&sr_uuid);
+    }
+}
+
+fn background_gc(app: &App, sr: &str, sr_uuid: &str) {
+    loop {
+        let changed = match attached(app, sr) {
+            Ok(h) => app.storage.locked(sr_uuid, || {
+                let changed = gc_pass(&h);
+                if changed {
+                    if let Err(e) = refresh_stats(app, &h) {
+                        tracing::warn!(sr, error = %e, "cannot refresh SR sizes after GC");
+                    }
+                }
+                changed
+            }),
+            // The SR went away (unplugged, destroyed): nothing left to collect.
+            Err(_) => false,
+        };
+        let mut runs = guard(&app.storage.gc);
+        let again = runs.get(sr_uuid) == Some(&GcRun::Again);
+        if changed || again {
+            runs.insert(sr_uuid.to_owned(), GcRun::Running);
+            continue;
+        }
+        runs.remove(sr_uuid);
+        return;
+    }
 }
 
 /// `SR.update`.
 pub fn update_sr(app: &App, sr: &str) -> ApiResult<()> {
     let h = attached(app, sr)?;
-    app.storage.locked(|| refresh_stats(app, &h))
+    app.storage.locked(&h.rec.uuid, || refresh_stats(app, &h))
+}
+
+fn probe_found(
+    app: &App,
+    device_config: &BTreeMap<String, String>,
+    kind: &str,
+    sm_config: &BTreeMap<String, String>,
+) -> ApiResult<Vec<sm::ProbedSr>> {
+    let driver = app.storage.driver(kind)?;
+    // Probes of one type share a lock: they may look at the same devices.
+    app.storage
+        .locked(&format!("probe:{kind}"), || {
+            driver.sr_probe(device_config, sm_config)
+        })
+        .map_err(sm_err("", ""))
+}
+
+/// `SR.probe_ext`: the SRs found, each as a complete configuration (the device config that
+/// finds it, with the SR's facts), as upstream presents SMAPIv1 probes.
+pub fn probe_ext(
+    app: &App,
+    device_config: &BTreeMap<String, String>,
+    kind: &str,
+    sm_config: &BTreeMap<String, String>,
+) -> ApiResult<Vec<ProbeResultRecord>> {
+    let found = probe_found(app, device_config, kind, sm_config)?;
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    Ok(found
+        .into_iter()
+        .map(|sr| ProbeResultRecord {
+            configuration: device_config.clone(),
+            complete: true,
+            sr: Some(SrStatRecord {
+                uuid: Some(sr.uuid),
+                name_label: String::new(),
+                name_description: String::new(),
+                free_space: 0,
+                total_space: sr.size.map(clamp).unwrap_or(0),
+                clustered: false,
+                health: SrHealth::Healthy,
+            }),
+            extra_info: sr.aux,
+        })
+        .collect())
 }
 
 /// `SR.probe`: the SRs found, as upstream's XML list.
@@ -488,11 +632,7 @@ pub fn probe(
     kind: &str,
     sm_config: &BTreeMap<String, String>,
 ) -> ApiResult<String> {
-    let driver = app.storage.driver(kind)?;
-    let found = app
-        .storage
-        .locked(|| driver.sr_probe(device_config, sm_config))
-        .map_err(sm_err("", ""))?;
+    let found = probe_found(app, device_config, kind, sm_config)?;
     let mut xml = String::from("<?xml version=\"1.0\" ?>\n<SRlist>\n");
     for sr in found {
         xml.push_str("\t<SR>\n");
@@ -540,6 +680,41 @@ fn in_use(app: &App, rec: &VdiRecord) -> bool {
     })
 }
 
+/// `sm_config` key choosing how an SR's space is accounted (`thin` or `thick`), as on
+/// upstream's LVM SRs.
+pub const ALLOCATION_KEY: &str = "allocation";
+
+/// The SR type upstream uses for physical devices handed to guests as they are.
+const PHYSICAL_DEVICE_SR_TYPE: &str = "udev";
+
+/// Refuses an operation that would reserve `requested` more bytes on a thickly provisioned
+/// SR than it has free (`SR_FULL` with the request and the free space). Thin SRs, the default
+/// for VHD files as upstream's file SRs do by default, may be overcommitted.
+fn assert_space(app: &App, h: &SrHandle, requested: u64) -> ApiResult<()> {
+    if h.rec.sm_config.get(ALLOCATION_KEY).map(String::as_str) != Some("thick") {
+        return Ok(());
+    }
+    refresh_stats(app, h)?;
+    let rec: SrRecord = read(app, &h.r)?;
+    let size = u64::try_from(rec.physical_size).unwrap_or(0);
+    let used = u64::try_from(rec.physical_utilisation).unwrap_or(0);
+    // Space promised to visible VDIs but not written yet counts as taken.
+    let promised: u64 = app
+        .storage
+        .bridge
+        .vdis(&rec.uuid)
+        .unwrap_or_default()
+        .iter()
+        .filter(|v| v.managed)
+        .map(|v| v.virtual_size.saturating_sub(v.physical_utilisation))
+        .sum();
+    let free = size.saturating_sub(used).saturating_sub(promised);
+    if requested > free {
+        return Err(errors::sr_full(requested, free));
+    }
+    Ok(())
+}
+
 /// Storage side of `VDI.create`, after the generic constructor stored the row `vdi`: the driver
 /// creates the VDI under the row's uuid and records its location and size. On failure the row
 /// is removed again.
@@ -560,7 +735,8 @@ pub fn create_vdi(app: &App, vdi: &str) -> ApiResult<()> {
             sharable: rec.sharable,
             sm_config: rec.sm_config.clone(),
         };
-        app.storage.locked(|| {
+        app.storage.locked(&h.rec.uuid, || {
+            assert_space(app, &h, request.virtual_size)?;
             let info = h
                 .driver
                 .vdi_create(&h.ctx, &request)
@@ -580,21 +756,30 @@ pub fn create_vdi(app: &App, vdi: &str) -> ApiResult<()> {
     result
 }
 
-/// Storage side of `VDI.destroy`: the driver deletes the VDI (and its record).
+/// Storage side of `VDI.destroy`: the driver deletes the VDI (and its record); the SR's
+/// garbage collection then runs in the background (a deleted snapshot lets its chain be
+/// coalesced).
 pub fn destroy_vdi(app: &App, vdi: &str) -> ApiResult<()> {
     let (rec, h, id) = vdi_handle(app, vdi)?;
     if in_use(app, &rec) {
         return Err(errors::vdi_in_use(vdi, "destroy"));
     }
+    if h.rec.type_ == PHYSICAL_DEVICE_SR_TYPE {
+        return Err(errors::vdi_is_a_physical_device(vdi));
+    }
     // No VBD uses it: a data path left running (a VM that vanished) goes first.
-    let _ = app.storage.locked(|| h.driver.vdi_deactivate(&h.ctx, &id));
-    app.storage.locked(|| {
+    let _ = app
+        .storage
+        .locked(&h.rec.uuid, || h.driver.vdi_deactivate(&h.ctx, &id));
+    app.storage.locked(&h.rec.uuid, || {
         h.driver
             .vdi_delete(&h.ctx, &id)
             .map_err(sm_err(&h.r, vdi))?;
         delete::<classes::Vdi>(app, vdi)?;
         refresh_stats(app, &h)
-    })
+    })?;
+    schedule_gc(app, &h.r);
+    Ok(())
 }
 
 /// `VDI.snapshot` (`snapshot = true`) and `VDI.clone`.
@@ -605,7 +790,9 @@ pub fn snapshot_vdi(
     snapshot: bool,
 ) -> ApiResult<Ref<classes::Vdi>> {
     let (rec, h, id) = vdi_handle(app, vdi)?;
-    app.storage.locked(|| {
+    app.storage.locked(&h.rec.uuid, || {
+        // The VDI keeps writing into a new, empty leaf that may grow to its full size.
+        assert_space(app, &h, u64::try_from(rec.virtual_size).unwrap_or(0))?;
         let info = if snapshot {
             h.driver.vdi_snapshot(&h.ctx, &id, params)
         } else {
@@ -640,8 +827,13 @@ pub fn resize_vdi(app: &App, vdi: &str, size: i64, online: bool) -> ApiResult<()
     if size < rec.virtual_size || size < 0 {
         return Err(errors::invalid_value("size", size));
     }
-    app.storage.locked(|| {
+    app.storage.locked(&h.rec.uuid, || {
         let new_size = size as u64;
+        assert_space(
+            app,
+            &h,
+            new_size.saturating_sub(rec.virtual_size.max(0) as u64),
+        )?;
         if online {
             h.driver.vdi_resize_online(&h.ctx, &id, new_size)
         } else {
@@ -655,7 +847,7 @@ pub fn resize_vdi(app: &App, vdi: &str, size: i64, online: bool) -> ApiResult<()
 /// `VDI.update`: let the driver refresh the record.
 pub fn update_vdi(app: &App, vdi: &str) -> ApiResult<()> {
     let (_, h, id) = vdi_handle(app, vdi)?;
-    app.storage.locked(|| {
+    app.storage.locked(&h.rec.uuid, || {
         h.driver
             .vdi_update(&h.ctx, &id)
             .map_err(sm_err(&h.r, vdi))?;
@@ -673,7 +865,7 @@ pub fn introduce_vdi(
     if vdi_ref_of(app, &request.uuid).is_some() {
         return Err(errors::uuid_invalid("VDI", &request.uuid));
     }
-    app.storage.locked(|| {
+    app.storage.locked(&h.rec.uuid, || {
         let info = h
             .driver
             .vdi_introduce(&h.ctx, request)
@@ -709,19 +901,43 @@ pub fn copy_vdi(app: &App, vdi: &str, sr: &str) -> ApiResult<Ref<classes::Vdi>> 
         },
     )?;
     create_vdi(app, new.as_str())?;
-    if let Err(e) = copy_data(app, vdi, &rec, new.as_str()) {
+    if let Err(e) = copy_data(app, vdi, &rec, new.as_str(), true) {
         let _ = destroy_vdi(app, new.as_str());
         return Err(e);
     }
     Ok(new)
 }
 
+/// `VDI.copy` into an existing VDI `into`: its contents become `vdi`'s (it must be writable,
+/// unused and at least as large). Every chunk is written, zeroes included, since `into` may
+/// hold older data there.
+pub fn copy_into_vdi(app: &App, vdi: &str, into: &str) -> ApiResult<Ref<classes::Vdi>> {
+    let rec: VdiRecord = read(app, vdi)?;
+    let dst: VdiRecord = read(app, into)?;
+    if vdi == into {
+        return Err(errors::invalid_value("into_vdi", into));
+    }
+    if dst.virtual_size < rec.virtual_size {
+        return Err(errors::vdi_too_small(into, rec.virtual_size));
+    }
+    if dst.read_only {
+        return Err(errors::vdi_readonly(into));
+    }
+    if in_use(app, &dst) {
+        return Err(errors::vdi_in_use(into, "copy"));
+    }
+    copy_data(app, vdi, &rec, into, false)?;
+    let (_, h, _) = vdi_handle(app, into)?;
+    app.storage.locked(&h.rec.uuid, || refresh_stats(app, &h))?;
+    Ok(Ref::from_raw(into))
+}
+
 /// Chunk size of data copies (one VHD block).
 const COPY_CHUNK: usize = 2 << 20;
 
-/// Copies `src`'s contents into `dst` through their data paths, skipping zero chunks (the new
-/// VDI reads zeroes there already).
-fn copy_data(app: &App, src: &str, src_rec: &VdiRecord, dst: &str) -> ApiResult<()> {
+/// Copies `src`'s contents into `dst` through their data paths; zero chunks are skipped when
+/// `dst` is `fresh` (a new VDI reads zeroes there already).
+fn copy_data(app: &App, src: &str, src_rec: &VdiRecord, dst: &str, fresh: bool) -> ApiResult<()> {
     // A VDI a VM is using stays active in its mode; otherwise it is ours to stop afterwards.
     let busy = in_use(app, src_rec);
     let writable = busy && !src_rec.read_only;
@@ -745,7 +961,7 @@ fn copy_data(app: &App, src: &str, src_rec: &VdiRecord, dst: &str) -> ApiResult<
                 socket: s2,
                 export: e2,
             }),
-        ) => copy_nbd(&s1, &e1, &s2, &e2)
+        ) => copy_nbd(&s1, &e1, &s2, &e2, fresh)
             .map_err(|e| ApiError::new("VDI_COPY_FAILED", vec![e.to_string()])),
         _ => Err(errors::unimplemented_in_sm_backend(
             "VDI.copy between these SR types",
@@ -763,6 +979,7 @@ fn copy_nbd(
     from_export: &str,
     to_socket: &Path,
     to_export: &str,
+    fresh: bool,
 ) -> std::io::Result<()> {
     let mut from = nbd::Client::connect(from_socket, from_export)?;
     let mut to = nbd::Client::connect(to_socket, to_export)?;
@@ -772,7 +989,7 @@ fn copy_nbd(
     while offset < size {
         let n = usize::try_from((size - offset).min(COPY_CHUNK as u64)).unwrap_or(COPY_CHUNK);
         from.read_at(offset, &mut buf[..n])?;
-        if buf[..n].iter().any(|b| *b != 0) {
+        if !fresh || buf[..n].iter().any(|b| *b != 0) {
             to.write_at(offset, &buf[..n])?;
         }
         offset += n as u64;
@@ -786,7 +1003,7 @@ fn copy_nbd(
 /// read and write it: an NBD URI, a plain file, or `None` when the driver serves no data.
 pub fn activate(app: &App, vdi: &str, writable: bool) -> ApiResult<Option<sm::DataPath>> {
     let (_, h, id) = vdi_handle(app, vdi)?;
-    app.storage.locked(|| {
+    app.storage.locked(&h.rec.uuid, || {
         let result = h
             .driver
             .vdi_activate(&h.ctx, &id, writable)
@@ -804,7 +1021,10 @@ pub fn deactivate(app: &App, vdi: &str) {
     let Ok((_, h, id)) = vdi_handle(app, vdi) else {
         return;
     };
-    if let Err(e) = app.storage.locked(|| h.driver.vdi_deactivate(&h.ctx, &id)) {
+    if let Err(e) = app
+        .storage
+        .locked(&h.rec.uuid, || h.driver.vdi_deactivate(&h.ctx, &id))
+    {
         tracing::warn!(vdi, error = %e, "cannot deactivate VDI");
     }
 }
