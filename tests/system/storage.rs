@@ -743,3 +743,125 @@ fn destroying_a_snapshot_coalesces_the_chain_in_the_background() {
         "the base copy's record went too"
     );
 }
+
+/// A loop device over a sparse temp file, detached on drop.
+struct Loop {
+    device: String,
+    _file: tempfile::NamedTempFile,
+}
+
+impl Loop {
+    /// `None` (with the reason printed) when not root or `losetup` is missing.
+    fn new(size: u64) -> Option<Loop> {
+        let uid = std::process::Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            eprintln!("not root: the ext SR test needs a loop device");
+            return None;
+        }
+        let file = tempfile::NamedTempFile::new().expect("a temp file");
+        file.as_file()
+            .set_len(size)
+            .expect("sizing the backing file");
+        let out = match std::process::Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(file.path())
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("losetup missing ({e}; Debian: mount): ext SR not checked");
+                return None;
+            }
+        };
+        assert!(out.status.success(), "losetup: {out:?}");
+        let device = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Some(Loop {
+            device,
+            _file: file,
+        })
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.device])
+            .status();
+    }
+}
+
+#[test]
+fn an_ext_sr_on_a_loop_device_formats_mounts_serves_snapshots_and_goes_away() {
+    let Some(dev) = Loop::new(256 * MIB as u64) else {
+        return;
+    };
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let sr = create_sr(&mut api, "ext", map(&[("device", &dev.device)])).unwrap();
+    let sr_uuid = text(&mut api, "SR", &sr, "uuid");
+    let mount = d.state_dir().join("sr-mount").join(&sr_uuid);
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.starts_with(&format!("{} ", dev.device)) && l.contains(" ext4 ")),
+        "the driver formatted and mounted {}: {mounts}",
+        dev.device
+    );
+    let size = int(&mut api, "SR", &sr, "physical_size");
+    assert!(size > 200 * MIB && size <= 256 * MIB, "{size}");
+
+    let (vm, vdi) = vm_with_disk(&mut api, "on-ext", 16 * MIB, &sr_uuid);
+    assert_eq!(text(&mut api, "VDI", &vdi, "SR"), sr);
+    let uuid = text(&mut api, "VDI", &vdi, "uuid");
+    assert!(mount.join(format!("{uuid}.vhd")).exists());
+    start(&mut api, &vm);
+    let mut c = nbd_client(&d, &uuid);
+    c.write_at(3 * MIB as u64, &[0x3c; 65536]).unwrap();
+    c.flush().unwrap();
+    // A snapshot of the running disk, then a write it must not see.
+    let snap = api.string("VDI.snapshot", vec![s(&vdi), map(&[])]);
+    c.write_at(3 * MIB as u64, &[0xc3; 65536]).unwrap();
+    let mut back = vec![0u8; 65536];
+    c.read_at(3 * MIB as u64, &mut back).unwrap();
+    assert!(back.iter().all(|b| *b == 0xc3));
+    c.disconnect().unwrap();
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+    // The snapshot's contents, through a copy to the local SR read by qemu-img.
+    let p = pool(&mut api);
+    let local = text(&mut api, "pool", &p, "default_SR");
+    let null = "OpaqueRef:NULL";
+    let copy = api.string("VDI.copy", vec![s(&snap), s(&local), s(null), s(null)]);
+    let copy_uuid = text(&mut api, "VDI", &copy, "uuid");
+    let local_dir = std::fs::read_dir(d.state_dir().join("sr"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.join(format!("{copy_uuid}.vhd")).exists())
+        .unwrap();
+    if let Some(bytes) = vhd_contents(&local_dir.join(format!("{copy_uuid}.vhd"))) {
+        assert!(bytes[3 * MIB as usize..][..65536]
+            .iter()
+            .all(|b| *b == 0x3c));
+    }
+
+    // Tear down: VM and disks, then the SR; the mount goes with it.
+    api.ok("VDI.destroy", vec![s(&snap)]);
+    for vbd in strings(field(&mut api, "VM", &vm, "VBDs")) {
+        api.ok("VBD.destroy", vec![s(&vbd)]);
+    }
+    api.ok("VM.destroy", vec![s(&vm)]);
+    api.ok("VDI.destroy", vec![s(&vdi)]);
+    let pbds = strings(field(&mut api, "SR", &sr, "PBDs"));
+    api.ok("PBD.unplug", vec![s(&pbds[0])]);
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts
+            .lines()
+            .any(|l| l.starts_with(&format!("{} ", dev.device))),
+        "unplugging unmounts: {mounts}"
+    );
+    api.ok("SR.destroy", vec![s(&sr)]);
+    let e = api.err("SR.get_uuid", vec![s(&sr)]);
+    assert_eq!(code(&e), "HANDLE_INVALID");
+}
