@@ -865,3 +865,47 @@ fn an_ext_sr_on_a_loop_device_formats_mounts_serves_snapshots_and_goes_away() {
     let e = api.err("SR.get_uuid", vec![s(&sr)]);
     assert_eq!(code(&e), "HANDLE_INVALID");
 }
+
+#[test]
+fn a_booting_sim_guest_writes_its_marker_into_its_first_disk() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let (vm, vdi) = vm_with_disk(&mut api, "marked", 8 * MIB, "");
+    let vm_uuid = text(&mut api, "VM", &vm, "uuid");
+    let uuid = text(&mut api, "VDI", &vdi, "uuid");
+    start(&mut api, &vm);
+    // The guest boots (at once or after its boot delay) and writes through the NBD export.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut sector = vec![0u8; 512];
+    loop {
+        let mut c = nbd_client(&d, &uuid);
+        c.read_at(0, &mut sector).unwrap();
+        c.disconnect().unwrap();
+        if sector.starts_with(b"XAPI-RS-SIM-BOOT\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no boot marker: {sector:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text_of = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(
+        text_of(&sector).contains(&format!("vm={vm_uuid}\n")),
+        "{}",
+        text_of(&sector)
+    );
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+    // After shutdown the marker is in the VHD file, as an independent reader sees it.
+    let sr_dir = d.state_dir().join("sr");
+    let vhd = std::fs::read_dir(&sr_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join(format!("{uuid}.vhd")))
+        .find(|p| p.exists())
+        .unwrap();
+    if let Some(bytes) = vhd_contents(&vhd) {
+        assert_eq!(&bytes[..512], &sector[..]);
+    }
+}

@@ -442,6 +442,7 @@ impl Engine {
         check(&mut self.lock())?;
         let instant = self.gate.mode() == GateMode::Open;
         let mut boot_domid = None;
+        let mut marker = None;
         self.run_steps(true, &["unpause"], uuid, |_, table, changes| {
             let domid = check(table)?;
             let domain = table.get_mut(uuid)?;
@@ -451,7 +452,9 @@ impl Engine {
                 domain.booted = true;
                 self.arm_fault_timers(domain);
                 if instant {
-                    apply_boot(domain, changes);
+                    if apply_boot(domain, changes) {
+                        marker = boot_marker(domain);
+                    }
                 } else {
                     boot_domid = Some(domid);
                 }
@@ -466,6 +469,7 @@ impl Engine {
         if let Some(domid) = boot_domid {
             self.defer(*uuid, domid, TimerAction::Boot);
         }
+        write_marker(marker);
         Ok(())
     }
 
@@ -521,6 +525,7 @@ impl Engine {
     }
 
     fn guest_action(&self, uuid: Uuid, domid: u32, action: TimerAction, gated: bool) {
+        let mut marker = None;
         let outcome = match action {
             TimerAction::Poweroff | TimerAction::Reboot => {
                 let reason = if action == TimerAction::Reboot {
@@ -543,7 +548,11 @@ impl Engine {
                     return Ok(Flow::Done);
                 };
                 match action {
-                    TimerAction::Boot => apply_boot(domain, changes),
+                    TimerAction::Boot => {
+                        if apply_boot(domain, changes) {
+                            marker = boot_marker(domain);
+                        }
+                    }
                     TimerAction::Balloon => apply_balloon(domain, changes),
                     _ => {
                         forget_timer(domain, action, changes);
@@ -556,6 +565,7 @@ impl Engine {
         if let Err(e) = outcome {
             warn!(vm = %uuid, domid, ?action, error = %e, "simulated guest action failed");
         }
+        write_marker(marker);
     }
 
     /// `shutdown`.
@@ -838,10 +848,29 @@ fn teardown_step(
     Ok(Flow::Next)
 }
 
-/// The guest finished booting: frontends connect, the agent writes.
-fn apply_boot(domain: &mut SimDomain, changes: &mut Changes) {
+/// What a booting guest writes to its boot disk: the export and who it is.
+type Marker = (String, Uuid, u32);
+
+/// The boot marker job of `domain`, if it has a writable disk served over NBD.
+fn boot_marker(domain: &SimDomain) -> Option<Marker> {
+    super::marker::boot_disk(&domain.config.vbds).map(|uri| (uri, domain.config.uuid, domain.domid))
+}
+
+/// Writes a boot marker, outside the table lock; a failing data path is logged, the guest
+/// still counts as booted (a real guest would retry or carry on read-only).
+fn write_marker(marker: Option<Marker>) {
+    if let Some((uri, uuid, domid)) = marker {
+        if let Err(e) = super::marker::write(&uri, &uuid, domid) {
+            warn!(vm = %uuid, domid, %uri, error = %e, "simulated guest cannot write its boot marker");
+        }
+    }
+}
+
+/// The guest finished booting: frontends connect, the agent writes. Returns whether it
+/// came up now (false when it already was, or is not running).
+fn apply_boot(domain: &mut SimDomain, changes: &mut Changes) -> bool {
     if domain.guest_up || !matches!(domain.state, DomainState::Running | DomainState::Paused) {
-        return;
+        return false;
     }
     domain.guest_up = true;
     changes.touch(domain.domid);
@@ -855,6 +884,7 @@ fn apply_boot(domain: &mut SimDomain, changes: &mut Changes) {
         });
     }
     debug!(vm = %domain.config.uuid, domid = domain.domid, "simulated guest up");
+    true
 }
 
 /// The balloon driver reaches the target (unless it ignores targets).

@@ -56,6 +56,7 @@ mod engine;
 mod fault;
 mod gate;
 mod image;
+mod marker;
 mod store;
 mod table;
 mod timer;
