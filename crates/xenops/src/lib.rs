@@ -3,8 +3,9 @@
 //! domain and device reports, events, `XenopsError`), and its backends:
 //!
 //! - `sim` (always built): `SimHost`, a faithful simulated Xen host;
-//! - `xen` (cargo feature `xen`, not written yet): libxl through `xen-sys`, a context owned
-//!   by a dedicated thread behind the same trait.
+//! - `xen` (cargo feature `xen`): `XenHost`, libxl through `xen-sys`, a context owned by a
+//!   dedicated thread behind the same trait, and a xenstore watcher feeding `events()`
+//!   (see `docs/xen-backend.md`).
 //!
 //! It never sees XenAPI types (no `Ref<T>`, no API error codes): VMs are named by uuid,
 //! domains by domid, and errors are `XenopsError`, which the daemon maps to API errors.
@@ -31,6 +32,8 @@ pub mod error;
 pub mod event;
 pub mod hypervisor;
 pub mod sim;
+#[cfg(feature = "xen")]
+pub mod xen;
 
 pub use device::{
     ConsoleInfo, ConsoleLocation, ConsoleProtocol, DeviceInfo, DeviceKind, DeviceSpec, VbdBackend,

@@ -1,0 +1,6 @@
+/* The Xen headers xen-sys binds: libxl (domain build, devices), libxenctrl (cheap polling)
+ * and libxentoollog (the logger libxl and libxenctrl report through). */
+#include <libxl.h>
+#include <libxl_utils.h>
+#include <xenctrl.h>
+#include <xentoollog.h>
