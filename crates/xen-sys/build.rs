@@ -53,6 +53,10 @@ fn main() -> anyhow_free::Result {
         .allowlist_function("xc_physinfo")
         .allowlist_function("xc_version")
         .allowlist_function("xtl_.*")
+        // The C library's `free` (libxl hands back malloc'd strings) and `stderr` (the logger's
+        // stream).
+        .allowlist_function("free")
+        .allowlist_var("stderr")
         .allowlist_var("LIBXL_.*")
         .allowlist_var("XEN_DOMINF_.*")
         .allowlist_var("XENVER_.*")

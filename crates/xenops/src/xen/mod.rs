@@ -12,15 +12,24 @@
 //! ```
 //!
 //! All `unsafe` code lives in `ffi`; every other module here is safe. The module never sees
-//! XenAPI types and names VMs by uuid, like every backend.
+//! XenAPI types and names VMs by uuid, like every backend. Children (hotplug scripts,
+//! bootloader, qemu) are reaped by libxl in selective-reap mode: see `docs/xen-backend.md`.
 
+mod backend;
 mod dom0;
+pub mod errors;
+mod ffi;
+pub mod libxl_json;
+pub mod paths;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
 
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::device::{ConsoleInfo, ConsoleProtocol, DeviceInfo, VbdBackend, VbdConfig, VifConfig};
@@ -28,14 +37,22 @@ use crate::domain::{DomainConfig, DomainInfo, PhysInfo, ShutdownKind};
 use crate::error::{Result, XenopsError};
 use crate::event::{DomainEvent, EventBus};
 use crate::hypervisor::Hypervisor;
+use backend::Backend;
 
 pub use dom0::{check_dom0, check_dom0_at};
+
+/// How often the libxl thread looks at the domain list when nothing else wakes it: a
+/// safety net under the xenstore watches.
+const POLL: Duration = Duration::from_secs(1);
 
 /// How to open the Xen backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XenConfig {
-    /// A directory the backend owns for its own files (saved domain configs, logs).
+    /// A directory the backend owns: one JSON record per domain it built, so a restarted
+    /// daemon knows its domains again.
     pub state_dir: PathBuf,
+    /// Log libxl and libxenctrl at debug level (to stderr) instead of warnings only.
+    pub debug_libxl: bool,
 }
 
 impl XenConfig {
@@ -43,96 +60,259 @@ impl XenConfig {
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         XenConfig {
             state_dir: state_dir.into(),
+            debug_libxl: false,
         }
     }
 }
 
-/// The Xen host this dom0 controls, driven through libxl.
+/// A unit of work run on the libxl thread.
+type Job = Box<dyn FnOnce(&mut Backend) + Send>;
+
+/// The Xen host this dom0 controls, driven through libxl on one dedicated thread.
 pub struct XenHost {
-    events: EventBus,
+    jobs: Mutex<Sender<Job>>,
+    events: Arc<EventBus>,
 }
 
 impl XenHost {
-    /// Open libxl, libxenctrl and xenstore on this dom0 and start the backend's threads.
+    /// Open libxl, libxenctrl and xenstore on this dom0 and start the backend's threads:
+    /// the libxl thread and the xenstore watcher feeding it.
     pub fn open(config: XenConfig) -> Result<XenHost> {
         check_dom0().map_err(XenopsError::State)?;
         std::fs::create_dir_all(&config.state_dir)?;
-        Err(XenopsError::State(
-            "the xen backend is not finished yet".into(),
-        ))
+        let events = Arc::new(EventBus::new());
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let bus = Arc::clone(&events);
+        thread::Builder::new()
+            .name("libxl".into())
+            .spawn(move || {
+                let backend = Backend::open(&config.state_dir, bus, config.debug_libxl);
+                match backend {
+                    Ok(backend) => {
+                        let _ = ready_tx.send(Ok(()));
+                        run(backend, &queue);
+                    }
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err));
+                    }
+                }
+            })?;
+        ready_rx
+            .recv()
+            .map_err(|_| XenopsError::State("the libxl thread died while opening".into()))??;
+        watch_domains(jobs.clone())?;
+        Ok(XenHost {
+            jobs: Mutex::new(jobs),
+            events,
+        })
+    }
+
+    /// Run `f` on the libxl thread and wait for its answer.
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Backend) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move |backend| {
+            let _ = tx.send(f(backend));
+        });
+        let sent = self
+            .jobs
+            .lock()
+            .map_err(|_| stopped())?
+            .send(job)
+            .map_err(|_| stopped());
+        sent?;
+        rx.recv().map_err(|_| stopped())?
+    }
+
+    /// The libxl config document libxl makes of `config` (parsed and printed back by
+    /// libxl itself): a check of the translation on a real host.
+    pub fn libxl_config(&self, config: &DomainConfig) -> Result<String> {
+        let config = config.clone();
+        self.call(move |b| b.libxl_config(&config))
+    }
+
+    /// Ask the guest to halt or reboot and wait for its domain to be gone.
+    fn shutdown_and_wait(&self, uuid: Uuid, reboot: bool, timeout: Duration) -> Result<()> {
+        let events = self.events.subscribe();
+        let domid = self.call(move |b| b.request_shutdown(&uuid, reboot))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match events.recv_timeout(left) {
+                Ok(DomainEvent::Destroyed { uuid: u, domid: d }) if u == uuid && d == domid => {
+                    return Ok(())
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(XenopsError::Timeout(format!(
+                        "domain {domid} of vm {uuid} did not shut down within {timeout:?}"
+                    )))
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err(stopped()),
+            }
+        }
     }
 }
 
-fn unfinished<T>() -> Result<T> {
-    Err(XenopsError::State(
-        "the xen backend is not finished yet".into(),
-    ))
+fn stopped() -> XenopsError {
+    XenopsError::State("the libxl thread has stopped".into())
+}
+
+/// The libxl thread: run jobs as they come, reconcile after each and at least every `POLL`.
+fn run(mut backend: Backend, queue: &Receiver<Job>) {
+    loop {
+        match queue.recv_timeout(POLL) {
+            Ok(job) => job(&mut backend),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        backend.reconcile();
+    }
+    debug!("libxl thread stops");
+}
+
+/// Watch `@introduceDomain` and `@releaseDomain` and wake the libxl thread on each, so a
+/// guest that shuts down is noticed at once. One thread per watch; each ends when the
+/// `XenHost` (and so the job channel) is gone.
+fn watch_domains(jobs: Sender<Job>) -> Result<()> {
+    let xs = xenstore::Client::open()
+        .map_err(|err| XenopsError::State(format!("cannot connect to xenstored: {err}")))?;
+    for path in [xenstore::INTRODUCE_DOMAIN, xenstore::RELEASE_DOMAIN] {
+        let watch = xs
+            .watch(path, &format!("xenops-{path}"))
+            .map_err(|err| XenopsError::State(format!("cannot watch {path}: {err}")))?;
+        let jobs = jobs.clone();
+        thread::Builder::new()
+            .name(format!("xs-watch{path}"))
+            .spawn(move || {
+                while watch.recv().is_some() {
+                    // An empty job: the thread reconciles after every job.
+                    if jobs.send(Box::new(|_| {})).is_err() {
+                        break;
+                    }
+                }
+                warn!(path, "xenstore watch ended");
+            })?;
+    }
+    Ok(())
 }
 
 impl Hypervisor for XenHost {
     fn physinfo(&self) -> Result<PhysInfo> {
-        unfinished()
+        self.call(|b| b.physinfo())
     }
+
     fn list(&self) -> Result<Vec<DomainInfo>> {
-        unfinished()
+        self.call(|b| b.list())
     }
-    fn domain(&self, _uuid: &Uuid) -> Result<DomainInfo> {
-        unfinished()
+
+    fn domain(&self, uuid: &Uuid) -> Result<DomainInfo> {
+        let uuid = *uuid;
+        self.call(move |b| b.domain(&uuid))
     }
-    fn create(&self, _config: &DomainConfig) -> Result<DomainInfo> {
-        unfinished()
+
+    fn create(&self, config: &DomainConfig) -> Result<DomainInfo> {
+        let config = config.clone();
+        self.call(move |b| b.create(&config, None))
     }
-    fn pause(&self, _uuid: &Uuid) -> Result<()> {
-        unfinished()
+
+    fn pause(&self, uuid: &Uuid) -> Result<()> {
+        let uuid = *uuid;
+        self.call(move |b| b.pause(&uuid))
     }
-    fn unpause(&self, _uuid: &Uuid) -> Result<()> {
-        unfinished()
+
+    fn unpause(&self, uuid: &Uuid) -> Result<()> {
+        let uuid = *uuid;
+        self.call(move |b| b.unpause(&uuid))
     }
-    fn shutdown(&self, _uuid: &Uuid, _kind: ShutdownKind, _timeout: Duration) -> Result<()> {
-        unfinished()
+
+    fn shutdown(&self, uuid: &Uuid, kind: ShutdownKind, timeout: Duration) -> Result<()> {
+        let uuid = *uuid;
+        match kind {
+            ShutdownKind::Hard => self.call(move |b| b.destroy(&uuid)),
+            ShutdownKind::Clean => self.shutdown_and_wait(uuid, false, timeout),
+            ShutdownKind::Reboot => self.shutdown_and_wait(uuid, true, timeout),
+        }
     }
-    fn suspend(&self, _uuid: &Uuid, _path: &Path, _timeout: Duration) -> Result<()> {
-        unfinished()
+
+    fn suspend(&self, uuid: &Uuid, path: &Path, _timeout: Duration) -> Result<()> {
+        // libxl applies its own guest timeouts while suspending.
+        let uuid = *uuid;
+        let path = path.to_path_buf();
+        self.call(move |b| b.suspend(&uuid, &path))
     }
-    fn resume(&self, _config: &DomainConfig, _path: &Path) -> Result<DomainInfo> {
-        unfinished()
+
+    fn resume(&self, config: &DomainConfig, path: &Path) -> Result<DomainInfo> {
+        let config = config.clone();
+        let path = path.to_path_buf();
+        self.call(move |b| b.create(&config, Some(&path)))
     }
+
     fn migrate_send(&self, _uuid: &Uuid, _timeout: Duration) -> Result<Vec<u8>> {
-        unfinished()
+        Err(XenopsError::InvalidConfig(
+            "migration is not supported by the xen backend yet".into(),
+        ))
     }
+
     fn migrate_receive(&self, _config: &DomainConfig, _state: &[u8]) -> Result<DomainInfo> {
-        unfinished()
+        Err(XenopsError::InvalidConfig(
+            "migration is not supported by the xen backend yet".into(),
+        ))
     }
-    fn set_vcpus(&self, _uuid: &Uuid, _n_vcpus: u32) -> Result<()> {
-        unfinished()
+
+    fn set_vcpus(&self, uuid: &Uuid, n_vcpus: u32) -> Result<()> {
+        let uuid = *uuid;
+        self.call(move |b| b.set_vcpus(&uuid, n_vcpus))
     }
-    fn set_memory_target(&self, _uuid: &Uuid, _bytes: u64) -> Result<()> {
-        unfinished()
+
+    fn set_memory_target(&self, uuid: &Uuid, bytes: u64) -> Result<()> {
+        let uuid = *uuid;
+        self.call(move |b| b.set_memory_target(&uuid, bytes))
     }
-    fn attach_vbd(&self, _uuid: &Uuid, _vbd: &VbdConfig) -> Result<DeviceInfo> {
-        unfinished()
+
+    fn attach_vbd(&self, uuid: &Uuid, vbd: &VbdConfig) -> Result<DeviceInfo> {
+        let (uuid, vbd) = (*uuid, vbd.clone());
+        self.call(move |b| b.attach_vbd(&uuid, &vbd))
     }
-    fn detach_vbd(&self, _uuid: &Uuid, _device: &str, _force: bool) -> Result<()> {
-        unfinished()
+
+    fn detach_vbd(&self, uuid: &Uuid, device: &str, force: bool) -> Result<()> {
+        let (uuid, device) = (*uuid, device.to_string());
+        self.call(move |b| b.detach_vbd(&uuid, &device, force))
     }
-    fn insert_cd(&self, _uuid: &Uuid, _device: &str, _backend: &VbdBackend) -> Result<()> {
-        unfinished()
+
+    fn insert_cd(&self, uuid: &Uuid, device: &str, backend: &VbdBackend) -> Result<()> {
+        let (uuid, device, media) = (*uuid, device.to_string(), backend.clone());
+        self.call(move |b| b.change_cd(&uuid, &device, Some(&media)))
     }
-    fn eject_cd(&self, _uuid: &Uuid, _device: &str) -> Result<()> {
-        unfinished()
+
+    fn eject_cd(&self, uuid: &Uuid, device: &str) -> Result<()> {
+        let (uuid, device) = (*uuid, device.to_string());
+        self.call(move |b| b.change_cd(&uuid, &device, None))
     }
-    fn attach_vif(&self, _uuid: &Uuid, _vif: &VifConfig) -> Result<DeviceInfo> {
-        unfinished()
+
+    fn attach_vif(&self, uuid: &Uuid, vif: &VifConfig) -> Result<DeviceInfo> {
+        let (uuid, vif) = (*uuid, vif.clone());
+        self.call(move |b| b.attach_vif(&uuid, &vif))
     }
-    fn detach_vif(&self, _uuid: &Uuid, _device: &str, _force: bool) -> Result<()> {
-        unfinished()
+
+    fn detach_vif(&self, uuid: &Uuid, device: &str, force: bool) -> Result<()> {
+        let (uuid, device) = (*uuid, device.to_string());
+        self.call(move |b| b.detach_vif(&uuid, &device, force))
     }
-    fn attach_console(&self, _uuid: &Uuid, _protocol: ConsoleProtocol) -> Result<ConsoleInfo> {
-        unfinished()
+
+    fn attach_console(&self, uuid: &Uuid, protocol: ConsoleProtocol) -> Result<ConsoleInfo> {
+        let uuid = *uuid;
+        self.call(move |b| b.attach_console(&uuid, protocol))
     }
-    fn guest_data(&self, _uuid: &Uuid) -> Result<BTreeMap<String, String>> {
-        unfinished()
+
+    fn guest_data(&self, uuid: &Uuid) -> Result<BTreeMap<String, String>> {
+        let uuid = *uuid;
+        self.call(move |b| b.guest_data(&uuid))
     }
+
     fn events(&self) -> Receiver<DomainEvent> {
         self.events.subscribe()
     }
