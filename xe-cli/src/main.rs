@@ -4,6 +4,7 @@
 //! 0 on success and 1 on any error.
 mod api;
 mod args;
+mod check;
 mod error;
 mod fields;
 mod generic;
@@ -12,6 +13,7 @@ mod ops;
 mod printer;
 mod select;
 mod table;
+mod task;
 mod tofu;
 mod transport;
 
@@ -88,6 +90,7 @@ fn execute(opts: &ClientOpts, cmd: &CommandLine, p: &mut Printer) -> Result<(), 
     for key in &spec.reqd {
         cmd.reqd(key)?;
     }
+    check::unknown_params(spec, cmd)?;
     let conn = Connection::new(target(opts));
     let mut api = Api::new(
         conn,

@@ -13,6 +13,7 @@ use crate::generic;
 use crate::printer::Printer;
 use crate::select::{self, Family, Obj};
 use crate::table::Command;
+use crate::task;
 
 /// Runs an explicit command.
 pub fn run(
@@ -34,12 +35,15 @@ pub fn run(
                 Some(h) => Some(host_by_name_or_id(api, h)?),
                 None => None,
             };
+            // As upstream, the start runs as a task that xe waits for.
             select::run_on(Family::Vm, objs, cmd, true, api, |api, (r, _)| match &on {
-                Some(h) => api.call(
+                Some(h) => task::call(
+                    api,
                     "VM.start_on",
                     vec![s(r), s(h), Value::Bool(paused), Value::Bool(force)],
                 ),
-                None => api.call(
+                None => task::call(
+                    api,
                     "VM.start",
                     vec![s(r), Value::Bool(paused), Value::Bool(force)],
                 ),
@@ -65,10 +69,20 @@ pub fn run(
                 ("vm-unpause", _) => ("VM.unpause", vec![]),
                 _ => ("VM.power_state_reset", vec![]),
             };
+            // Upstream runs shutdown, suspend and resume as tasks and waits for them; reboot,
+            // pause, unpause and the power-state reset are plain calls.
+            let asynchronous = matches!(
+                method,
+                "VM.hard_shutdown" | "VM.clean_shutdown" | "VM.suspend" | "VM.resume"
+            );
             select::run_on(Family::Vm, objs, cmd, true, api, |api, (r, _)| {
                 let mut args = vec![s(r)];
                 args.extend(extra.iter().cloned());
-                api.call(method, args)
+                if asynchronous {
+                    task::call(api, method, args).map(|_| ())
+                } else {
+                    api.call(method, args).map(|_| ())
+                }
             })?;
         }
         "vm-snapshot" | "vm-clone" | "vm-copy" | "vm-checkpoint" => {
@@ -934,7 +948,11 @@ fn fallback(
                 own_used = true;
                 match &target {
                     Some(r) => s(r),
-                    None => match cmd.get("uuid") {
+                    // The object itself: `uuid=`, or `<class>-uuid=` as in `host-call-plugin`.
+                    None => match cmd
+                        .get("uuid")
+                        .or_else(|| cmd.get(&format!("{}-uuid", class.name)))
+                    {
                         Some(u) => s(&api.by_uuid(&class.wire, u)?),
                         None => return Err(CliError::ParamNotFound("uuid".into())),
                     },

@@ -19,6 +19,12 @@ enum FieldType<'a> {
     Set(&'a fields::CliField, String),
 }
 
+/// Checks that `key` names a field of `class` usable as a filter (`field`, `map:key`,
+/// `set:contains`, or the old `map-key` form), with upstream's error when it does not.
+pub fn check_filter_key(class: &CliClass, key: &str) -> Result<(), CliError> {
+    field_type(class, key).map(|_| ())
+}
+
 fn field_type<'a>(class: &'a CliClass, key: &str) -> Result<FieldType<'a>, CliError> {
     if let Some(f) = class.fields.iter().find(|f| f.name == key) {
         return Ok(FieldType::Normal(f));
@@ -132,14 +138,29 @@ pub enum Family {
 }
 
 impl Family {
-    fn class(self) -> &'static str {
+    /// The family of a command carrying `Vm_selectors`, `Host_selectors` or `Sr_selectors`.
+    pub fn of(spec: &crate::table::Command) -> Option<Family> {
+        if spec.has_flag("Vm_selectors") {
+            Some(Family::Vm)
+        } else if spec.has_flag("Host_selectors") {
+            Some(Family::Host)
+        } else if spec.has_flag("Sr_selectors") {
+            Some(Family::Sr)
+        } else {
+            None
+        }
+    }
+
+    /// The CLI class the selectors filter.
+    pub fn class(self) -> &'static str {
         match self {
             Family::Vm => "vm",
             Family::Host => "host",
             Family::Sr => "sr",
         }
     }
-    fn pseudo(self) -> &'static str {
+    /// The pseudo-field matching name-label or uuid (`vm=`, `host=`, `sr=`).
+    pub fn pseudo(self) -> &'static str {
         match self {
             Family::Vm => "vm",
             Family::Host => "host",
