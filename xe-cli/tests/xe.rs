@@ -565,3 +565,46 @@ fn http_https_and_password_file_connections_work() {
     );
     assert_eq!((r.code, r.out.trim()), (0, uuid.as_str()), "{}", r.err);
 }
+
+#[test]
+fn host_call_plugin_needs_only_host_uuid() {
+    use std::os::unix::fs::PermissionsExt;
+    let plugins = tempfile::tempdir().unwrap();
+    let script = plugins.path().join("pong");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho '<?xml version=\"1.0\"?><methodResponse><params><param><value>pong</value></param></params></methodResponse>'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = TestDaemon::start_with_config(&format!("plugins-dir = {}\n", plugins.path().display()));
+    let host = xe(&d, &["host-list", "params=uuid", "--minimal"]);
+    let host = host.out.trim();
+    let r = xe(
+        &d,
+        &[
+            "host-call-plugin",
+            &format!("host-uuid={host}"),
+            "plugin=pong",
+            "fn=main",
+            "args:x=1",
+        ],
+    );
+    assert_eq!((r.code, r.out.as_str(), r.err.as_str()), (0, "pong\n", ""));
+    let r = xe(
+        &d,
+        &[
+            "host-call-plugin",
+            &format!("host-uuid={host}"),
+            "plugin=no-such-plugin",
+            "fn=main",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.err.as_str()),
+        (
+            1,
+            "The requested plug-in could not be found.\nname: no-such-plugin\n"
+        )
+    );
+}
