@@ -78,6 +78,7 @@ impl<I: BlockIo> Disk<I> {
             sparse: None,
             footer_offset: size,
             footer_from_backup: false,
+            last_bitmap: None,
         })
     }
 
@@ -198,6 +199,7 @@ fn create_sparse<I: BlockIo>(
         sparse: Some(sparse),
         footer_offset: next,
         footer_from_backup: false,
+        last_bitmap: None,
     })
 }
 

@@ -104,13 +104,17 @@ impl<I: BlockIo> Disk<I> {
         if full {
             return Ok(());
         }
-        let mut map = self.block_bitmap(block)?;
+        let mut map = match self.last_bitmap.take() {
+            Some((b, at, map)) if b == block && at == block_sector => map,
+            _ => self.block_bitmap(block)?,
+        };
         if bitmap::set_range(&mut map, within, (chunk.len() / SECTOR) as u64) {
             self.io.write_at(bitmap_at, &map)?;
             if bitmap::all_set(&map, spb) {
                 self.mark_full(block)?;
             }
         }
+        self.last_bitmap = Some((block, block_sector, map));
         Ok(())
     }
 
@@ -307,6 +311,27 @@ mod tests {
         assert!(back[..500].iter().all(|b| *b == 0));
         assert_eq!(&back[500..500 + data.len()], &data[..]);
         assert!(back[500 + data.len()..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn interleaved_writes_into_two_blocks_keep_both_bitmaps() {
+        // The last written block's bitmap is cached: switching blocks must not mix them up.
+        let io = MemIo::new();
+        let mut disk = Disk::create_dynamic(io.clone(), 8 << 20).unwrap();
+        let block = 2 << 20;
+        disk.write_at(0, &[1; 4096]).unwrap();
+        disk.write_at(block + 8192, &[2; 4096]).unwrap();
+        disk.write_at(65536, &[3; 4096]).unwrap();
+        disk.write_at(block, &[4; 4096]).unwrap();
+        let disk = Disk::open(io).unwrap();
+        for (offset, value) in [(0, 1), (block + 8192, 2), (65536, 3), (block, 4)] {
+            let mut buf = vec![0u8; 4096];
+            disk.read_at(offset, &mut buf).unwrap();
+            assert!(buf.iter().all(|b| *b == value), "at {offset}");
+        }
+        let mut gap = vec![9u8; 4096];
+        disk.read_at(block + 4096, &mut gap).unwrap();
+        assert!(gap.iter().all(|b| *b == 0));
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct Disk<I> {
     /// Where the trailing footer is; new blocks are allocated here.
     pub(crate) footer_offset: u64,
     pub(crate) footer_from_backup: bool,
+    /// The sector bitmap of the block last written, `(block, its BAT sector, bitmap)`, so
+    /// runs of writes into one block skip re-reading it (it is written through on change).
+    pub(crate) last_bitmap: Option<(u64, u32, Vec<u8>)>,
 }
 
 fn corrupt(what: impl Into<String>) -> VhdError {
@@ -111,6 +114,7 @@ impl<I: BlockIo> Disk<I> {
             sparse,
             footer_offset,
             footer_from_backup,
+            last_bitmap: None,
         })
     }
 
