@@ -1,5 +1,5 @@
 //! `App`: the daemon's shared state (config, model, object store, sessions, auth, the
-//! hypervisor) and the start-up sequence that opens the state directory, the simulated host
+//! hypervisor) and the start-up sequence that opens the state directory, the hypervisor
 //! and seeds a first-start pool.
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ pub enum StartError {
     Auth(std::io::Error),
     #[error("first-start setup failed: {0}")]
     Seed(ApiError),
-    #[error("cannot open the simulated host: {0}")]
+    #[error("cannot open the hypervisor: {0}")]
     Hypervisor(xenops::XenopsError),
 }
 
@@ -72,7 +72,7 @@ impl App {
             PasswordSetup::Generated(pw) => Some(pw),
             _ => None,
         };
-        let hypervisor = crate::vm::hypervisor::open_sim(&config.state_dir, &db, &tables)
+        let hypervisor = crate::vm::hypervisor::open(&config, &db, &tables)
             .map_err(StartError::Hypervisor)?;
         let facts = crate::vm::hypervisor::facts(&*hypervisor).map_err(StartError::Hypervisor)?;
         let (host, pool) =

@@ -30,13 +30,12 @@ pub mod vm;
 
 use std::sync::Arc;
 
-use config::{Backend, Config};
+use config::Config;
 
 /// Starts every listener and serves until the process ends.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    if config.backend == Backend::Xen {
-        anyhow::bail!("--backend xen needs a build with the `xen` feature on a Xen dom0");
-    }
+    // Fail fast, before the state directory is touched, when the backend cannot run here.
+    vm::hypervisor::check_backend(config.backend).map_err(anyhow::Error::msg)?;
     let (app, generated) = app::App::open(config)?;
     let mut tasks = Vec::new();
     let mut lines = Vec::new();

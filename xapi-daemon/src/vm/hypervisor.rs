@@ -1,5 +1,7 @@
-//! Glue between the database and the `xenops::Hypervisor`: opening the simulated host in the
-//! state directory and turning a VM record (with its VBDs and VIFs) into a `DomainConfig`.
+//! Glue between the database and the `xenops::Hypervisor`: choosing and opening the backend
+//! the configuration names (the simulated host in the state directory, or real Xen through
+//! libxl with the `xen` feature on a dom0) and turning a VM record (with its VBDs and VIFs)
+//! into a `DomainConfig`.
 //! `XenopsError`s become API errors in `crate::errors::xenops_error`.
 //!
 //! Never changes the database.
@@ -18,11 +20,57 @@ use xenops::{
 };
 
 use crate::app::App;
+use crate::config::{Backend, Config};
 use crate::schema::Tables;
 use crate::seed::HypervisorFacts;
 
 /// The file the simulated host keeps its domains in, under the state directory.
 pub const SIM_STATE_FILE: &str = "sim-host.json";
+
+/// Why `--backend xen` cannot run in a build without the `xen` feature.
+pub const XEN_NOT_BUILT: &str = "--backend xen: this xapi was built without the `xen` feature \
+     (rebuild with `--features xen` against libxen-dev) and can only drive the simulated host";
+
+/// Checks, before anything is opened or written, that `backend` can run here: the simulated
+/// host always can; Xen needs the `xen` feature and a Xen dom0. The error is the message the
+/// daemon exits with.
+pub fn check_backend(backend: Backend) -> Result<(), String> {
+    match backend {
+        Backend::Sim => Ok(()),
+        Backend::Xen => check_xen(),
+    }
+}
+
+#[cfg(feature = "xen")]
+fn check_xen() -> Result<(), String> {
+    xenops::xen::check_dom0().map_err(|why| format!("--backend xen: {why}"))
+}
+
+#[cfg(not(feature = "xen"))]
+fn check_xen() -> Result<(), String> {
+    Err(XEN_NOT_BUILT.to_owned())
+}
+
+/// Opens the hypervisor `config.backend` names.
+pub fn open(config: &Config, db: &Db, tables: &Tables) -> Result<Arc<dyn Hypervisor>, XenopsError> {
+    match config.backend {
+        Backend::Sim => open_sim(&config.state_dir, db, tables),
+        Backend::Xen => open_xen(&config.state_dir),
+    }
+}
+
+/// Opens the Xen host through libxl. dom0 and every running domain come from the hypervisor
+/// itself, so there is nothing to carry over from the database.
+#[cfg(feature = "xen")]
+fn open_xen(state_dir: &Path) -> Result<Arc<dyn Hypervisor>, XenopsError> {
+    let host = xenops::xen::XenHost::open(xenops::xen::XenConfig::new(state_dir))?;
+    Ok(Arc::new(host))
+}
+
+#[cfg(not(feature = "xen"))]
+fn open_xen(_state_dir: &Path) -> Result<Arc<dyn Hypervisor>, XenopsError> {
+    Err(XenopsError::State(XEN_NOT_BUILT.to_owned()))
+}
 
 /// Opens the simulated host of this state directory. dom0 keeps the uuid the database already
 /// gives the control domain, so the two always agree.
@@ -289,6 +337,18 @@ pub fn parse_boot_record(text: &str) -> Option<VmRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sim_backend_always_passes_the_check() {
+        assert_eq!(check_backend(Backend::Sim), Ok(()));
+    }
+
+    #[cfg(not(feature = "xen"))]
+    #[test]
+    fn without_the_feature_xen_is_refused_with_the_reason() {
+        let why = check_backend(Backend::Xen).unwrap_err();
+        assert!(why.contains("`xen` feature"), "{why}");
+    }
 
     #[test]
     fn macs_are_unicast_locally_administered_and_stable() {
