@@ -72,8 +72,8 @@ impl App {
             PasswordSetup::Generated(pw) => Some(pw),
             _ => None,
         };
-        let hypervisor = crate::vm::hypervisor::open(&config, &db, &tables)
-            .map_err(StartError::Hypervisor)?;
+        let hypervisor =
+            crate::vm::hypervisor::open(&config, &db, &tables).map_err(StartError::Hypervisor)?;
         let facts = crate::vm::hypervisor::facts(&*hypervisor).map_err(StartError::Hypervisor)?;
         let (host, pool) =
             crate::seed::ensure(model, &db, &tables, &facts).map_err(StartError::Seed)?;
