@@ -1,0 +1,265 @@
+#!/bin/sh
+# dom0-tests.sh -- run in a Xen dom0 by run-nested.sh (POSIX sh: dom0's /bin/sh is dash).
+# Starts `xapi --backend xen`, then drives it with `xe` over the unix socket and checks every
+# step against the hypervisor's own view (`xl info`, `xl list -v`, xenconsoled's logs):
+# the host record, a PV guest (start paused, console, guest data, pause/unpause,
+# clean_shutdown, hard_shutdown, a guest that powers itself off), a PVH guest, and a PV guest
+# with a disk on the default SR and a VIF on xenbr0.
+# Prints `N passed, M failed`; exits 1 on any failure.
+#
+# Environment: LAB_ADD (/lab/add: where xapi and xe are), XAPI_STATE (/tmp/xapi),
+# LAB_GUEST (/lab/guest), GUEST_MEM_MIB (128), BOOT_WAIT (s to wait for a guest's console,
+# 90), BACKEND (xen; `sim` runs the XenAPI half against the simulated host, skipping the
+# hypervisor-side checks, to debug this script without Xen).
+
+ADD=${LAB_ADD:-/lab/add}
+STATE=${XAPI_STATE:-/tmp/xapi}
+GUEST=${LAB_GUEST:-/lab/guest}
+MEM=$(( ${GUEST_MEM_MIB:-128} * 1048576 ))
+BOOT_WAIT=${BOOT_WAIT:-90}
+BACKEND=${BACKEND:-xen}
+export XE_SOCKET=$STATE/xapi.sock HOME=$STATE
+XE=$ADD/xe
+PASSED=0 FAILED=0
+T_START=$(cut -d' ' -f1 /proc/uptime)
+
+say() { echo "# $*"; }
+ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
+not_ok() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+# check DESCRIPTION COMMAND...: one test, passed when the command succeeds.
+check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# eq DESCRIPTION GOT WANT
+eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '$3'"; fi; }
+on_xen() { [ "$BACKEND" = xen ]; }
+now() { cut -d' ' -f1 /proc/uptime; }
+since() { awk "BEGIN{printf \"%.1f\", $(now) - $1}"; }
+
+finish() {
+    if [ -n "${XAPI_PID:-}" ]; then
+        kill "$XAPI_PID" 2>/dev/null
+        if [ "$FAILED" != 0 ]; then say "--- xapi log (last 60 lines) ---"; tail -n 60 "$STATE/xapi.log"; fi
+    fi
+    echo "$PASSED passed, $FAILED failed (dom0 wall $(since "$T_START")s)"
+    [ "$FAILED" = 0 ]
+    exit $?
+}
+
+xe() { "$XE" "$@"; }
+# xe_get CLASS UUID PARAM [KEY]
+xe_get() {
+    if [ -n "${4:-}" ]; then xe "$1-param-get" uuid="$2" param-name="$3" param-key="$4"
+    else xe "$1-param-get" uuid="$2" param-name="$3"; fi
+}
+power() { xe_get vm "$1" power-state 2>&1; }
+
+# The state xl reports for the domain whose handle is VM uuid $1: Running, Paused, Halted
+# (no domain) or the raw flags.
+xl_state() {
+    flags=$(xl list -v 2>/dev/null | awk -v u="$1" '$7 == u { print $5 }')
+    case $flags in
+        "") echo halted ;;
+        *p*) echo paused ;;
+        *s*|*c*|*d*) echo "xl:$flags" ;;
+        *) echo running ;;
+    esac
+}
+
+# wait_for SECONDS COMMAND...: retry every 0.5 s until the command succeeds.
+wait_for() {
+    w_n=$(( $1 * 2 )); shift
+    while ! "$@" >/dev/null 2>&1; do
+        w_n=$((w_n - 1)); [ "$w_n" -gt 0 ] || return 1
+        sleep 0.5
+    done
+}
+
+# `xe vm-list` (non-control VMs that are not templates) as "uuid state" lines.
+xe_states() {
+    xe vm-list is-control-domain=false params=uuid,power-state |
+        awk -F': ' '/^uuid/ { u = $2 } /power-state/ { print u, $2 }' | sort
+}
+# The same from `xl list -v`: every domain but dom0 (an unknown domain shows as its own uuid).
+xl_states() {
+    for u in $(xe_states | cut -d' ' -f1); do echo "$u $(xl_state "$u")"; done
+    xl list -v | awk 'NR > 1 && $2 != 0 { print $7 }' | while read -r u; do
+        xe_states | grep -q "^$u " || echo "$u unknown-to-xapi"
+    done
+}
+# agree STEP: `xl list` and `VM.get_all_records` tell the same story.
+agree() {
+    on_xen || return 0
+    a=$(xe_states); b=$(xl_states | sort)
+    if [ "$a" = "$b" ]; then ok "$1: xl list agrees with xe vm-list"
+    else not_ok "$1: xl list disagrees with xe vm-list: xe [$a] xl [$b]"; fi
+}
+# state STEP VM WANT: xe's power-state (and xl's) is WANT.
+state() {
+    eq "$1: power-state" "$(power "$2")" "$3"
+    if on_xen; then eq "$1: xl state" "$(xl_state "$2")" "$3"; fi
+    agree "$1"
+}
+
+# The console log of VM $1's current domain (xenconsoled names it after the domain).
+console_of() {
+    on_xen || return 0
+    domid=$(xe_get vm "$1" dom-id 2>/dev/null)
+    name=$(xl domname "$domid" 2>/dev/null)
+    [ -n "$name" ] && cat "/var/log/xen/console/guest-$name.log" 2>/dev/null
+}
+console_has() { console_of "$1" | grep -q "$2"; }
+# The name is fixed when the domain is built: remember the log to read it after the end.
+log_file_of() {
+    domid=$(xe_get vm "$1" dom-id 2>/dev/null)
+    echo "/var/log/xen/console/guest-$(xl domname "$domid" 2>/dev/null).log"
+}
+saw_console() {
+    on_xen || { ok "$1: console (skipped without xen)"; return; }
+    if wait_for "$BOOT_WAIT" grep -q "$3" "$2"; then ok "$1: console shows $3"
+    else not_ok "$1: console never showed $3"; say "console ($2):"; cat "$2" 2>/dev/null | tail -n 20; fi
+}
+
+# new_vm NAME TYPE ARGS: a VM from the "Other install media" template, turned into a
+# direct-boot guest of the lab kernel.
+new_vm() {
+    v=$(xe vm-install template="Other install media" new-name-label="$1") || return 1
+    xe vm-param-set uuid="$v" HVM-boot-policy= domain-type="$2" \
+        PV-kernel="$GUEST/vmlinux.gz" PV-ramdisk="$GUEST/initrd.cpio" PV-args="$3" \
+        memory-static-min="$MEM" memory-dynamic-min="$MEM" memory-dynamic-max="$MEM" \
+        memory-static-max="$MEM" VCPUs-max=1 VCPUs-at-startup=1 >&2 || return 1
+    echo "$v"
+}
+
+# --------------------------------------------------------------- the daemon ----
+say "backend $BACKEND; $(uname -r); xapi $(ls -l "$ADD/xapi" | awk '{print $5}') bytes"
+mkdir -p "$STATE"
+t=$(now)
+XAPI_ROOT_PASSWORD=lab-root XAPI_LOG=${XAPI_LOG:-info} "$ADD/xapi" --backend "$BACKEND" \
+    --state-dir "$STATE" --http off --https off --socket "$XE_SOCKET" >"$STATE/xapi.log" 2>&1 &
+XAPI_PID=$!
+if wait_for 120 grep -q '^xapi: ready' "$STATE/xapi.log"; then
+    ok "xapi --backend $BACKEND is ready after $(since "$t")s"
+else
+    not_ok "xapi --backend $BACKEND did not become ready"
+    cat "$STATE/xapi.log"
+    XAPI_PID=
+    finish
+fi
+
+# --------------------------------------------------------------------- host ----
+host=$(xe host-list --minimal)
+check "one host" [ -n "$host" ]
+if on_xen; then
+    xl info >"$STATE/xl-info"
+    info() { awk -F': *' -v k="$1" '$1 ~ "^"k" *$" { print $2 }' "$STATE/xl-info"; }
+    eq "host memory-total = xl info total_memory" \
+        "$(( $(xe_get host "$host" memory-total) / 1048576 ))" "$(info total_memory)"
+    eq "host CPUs = xl info nr_cpus" \
+        "$(xe host-cpu-list host-uuid="$host" --minimal | tr ',' '\n' | grep -c .)" "$(info nr_cpus)"
+    eq "host cpu_info:cpu_count = xl info nr_cpus" \
+        "$(xe_get host "$host" cpu_info cpu_count)" "$(info nr_cpus)"
+    eq "host software-version:xen = xl info xen_version" \
+        "$(xe_get host "$host" software-version xen)" \
+        "$(info xen_major).$(info xen_minor)$(info xen_extra)"
+fi
+dom0=$(xe vm-list is-control-domain=true --minimal)
+check "the control domain is listed" [ -n "$dom0" ]
+eq "dom0 is running" "$(power "$dom0")" running
+eq "dom0 has domid 0" "$(xe_get vm "$dom0" dom-id)" 0
+agree "start"
+
+# ----------------------------------------------------------------- PV guest ----
+say "PV guest"
+vm=$(new_vm lab-pv pv "console=hvc0 loglevel=4 lab_wait")
+check "vm-install from a template + PV kernel/ramdisk" [ -n "$vm" ]
+t=$(now)
+check "vm-start paused=true" xe vm-start uuid="$vm" paused=true
+say "vm-start paused took $(since "$t")s"
+state "started paused" "$vm" paused
+log=$(on_xen && log_file_of "$vm")
+check "vm-unpause" xe vm-unpause uuid="$vm"
+state "unpaused" "$vm" running
+saw_console "pv" "$log" GUEST-INIT-OK
+say "boot to GUEST-INIT-OK: $(since "$t")s"
+if wait_for 60 sh -c "'$XE' vm-param-get uuid=$vm param-name=os-version | grep -q 'lab guest'"; then
+    ok "guest data/os_version reaches VM_guest_metrics"
+else
+    not_ok "guest metrics: os-version '$(xe_get vm "$vm" os-version 2>&1)'"
+    on_xen && say "xenstore: $(xenstore-ls "/local/domain/$(xe_get vm "$vm" dom-id)" 2>&1 | grep -e data -e feature | head)"
+fi
+check "vm-pause" xe vm-pause uuid="$vm"
+state "paused" "$vm" paused
+check "vm-unpause again" xe vm-unpause uuid="$vm"
+state "running again" "$vm" running
+t=$(now)
+check "vm-shutdown (clean)" xe vm-shutdown uuid="$vm"
+say "clean shutdown took $(since "$t")s"
+state "clean_shutdown" "$vm" halted
+on_xen && check "the guest saw the poweroff request" grep -q "GUEST-DONE poweroff requested" "$log"
+check "vm-start" xe vm-start uuid="$vm"
+state "started" "$vm" running
+log=$(on_xen && log_file_of "$vm")
+saw_console "pv again" "$log" GUEST-INIT-OK
+check "vm-shutdown --force (hard)" xe vm-shutdown uuid="$vm" --force
+state "hard_shutdown" "$vm" halted
+
+say "a guest that powers itself off"
+xe vm-param-set uuid="$vm" PV-args="console=hvc0 loglevel=4" >/dev/null
+check "vm-start" xe vm-start uuid="$vm"
+if on_xen; then
+    if wait_for "$BOOT_WAIT" sh -c "[ \"\$('$XE' vm-param-get uuid=$vm param-name=power-state)\" = halted ]"; then
+        ok "the guest's own poweroff ends Halted"
+    else
+        not_ok "after the guest's own poweroff: power-state $(power "$vm")"
+    fi
+    state "self poweroff" "$vm" halted
+fi
+xe vm-shutdown uuid="$vm" --force >/dev/null 2>&1
+check "vm-uninstall" xe vm-uninstall uuid="$vm" force=true
+
+# ---------------------------------------------------------------- PVH guest ----
+say "PVH guest"
+vm=$(new_vm lab-pvh pvh "console=hvc0 loglevel=4 lab_wait")
+check "vm-install pvh" [ -n "$vm" ]
+# TCG's SVM reports RDTSCP exits as RDTSC: never intercept the TSC.
+xe vm-param-set uuid="$vm" platform:tsc_mode=native >/dev/null
+check "vm-start pvh" xe vm-start uuid="$vm"
+state "pvh started" "$vm" running
+log=$(on_xen && log_file_of "$vm")
+saw_console "pvh" "$log" GUEST-INIT-OK
+on_xen && eq "xl sees a PVH domain" \
+    "$(xl list -l "$(xe_get vm "$vm" dom-id)" 2>/dev/null | grep -o '"type": "[a-z]*"' | head -1)" '"type": "pvh"'
+check "vm-shutdown pvh (clean)" xe vm-shutdown uuid="$vm"
+state "pvh clean_shutdown" "$vm" halted
+check "vm-uninstall pvh" xe vm-uninstall uuid="$vm" force=true
+
+# ------------------------------------------------------------ disk and VIF ----
+say "PV guest with a disk on the default SR and a VIF on xenbr0"
+on_xen && /lab/bin/mkdevs
+vm=$(new_vm lab-dev pv "console=hvc0 loglevel=4 lab_wait")
+check "vm-install dev" [ -n "$vm" ]
+sr=$(xe pool-list params=default-SR --minimal)
+vdi=$(xe vdi-create sr-uuid="$sr" name-label=lab-disk virtual-size=16777216 type=user)
+check "vdi-create on the default SR" [ -n "$vdi" ]
+check "vbd-create" xe vbd-create vm-uuid="$vm" vdi-uuid="$vdi" device=0 bootable=false mode=RW type=Disk
+net=$(xe network-list bridge=xenbr0 --minimal)
+check "a network on xenbr0" [ -n "$net" ]
+check "vif-create" xe vif-create vm-uuid="$vm" network-uuid="$net" device=0 mac=00:16:3e:00:00:02
+check "vm-start with disk and vif" xe vm-start uuid="$vm"
+state "dev started" "$vm" running
+log=$(on_xen && log_file_of "$vm")
+saw_console "dev" "$log" "GUEST: wrote sector 1"
+if on_xen; then
+    domid=$(xe_get vm "$vm" dom-id)
+    eq "xl block-list shows one disk" "$(xl block-list "$domid" | awk 'NR > 1' | grep -c .)" 1
+    eq "xl network-list shows one vif" "$(xl network-list "$domid" | awk 'NR > 1' | grep -c .)" 1
+    check "vif$domid.0 is on bridge xenbr0" sh -c "ip -o link show master xenbr0 | grep -q 'vif$domid.0'"
+    check "the guest sees its network link" grep -q "GUEST: links:.*eth0" "$log"
+fi
+check "vm-shutdown dev (clean)" xe vm-shutdown uuid="$vm"
+state "dev clean_shutdown" "$vm" halted
+if on_xen; then
+    check "what the guest wrote is in the VDI" sh -c "grep -rlq GUEST-WROTE-THIS '$STATE'"
+fi
+check "vm-uninstall dev" xe vm-uninstall uuid="$vm" force=true
+agree "end"
+finish
