@@ -3,6 +3,7 @@ mod conformance;
 mod dispatch;
 mod events;
 mod fields;
+mod import_export;
 mod login;
 mod messages;
 mod persistence;

@@ -13,6 +13,7 @@ pub mod events;
 pub mod files;
 pub mod hooks;
 pub mod implicit;
+pub mod importexport;
 pub mod plugins;
 pub mod rbac;
 pub mod rpc;

@@ -137,6 +137,12 @@ async fn handle(app: Arc<App>, origin: Origin, req: Request<Incoming>) -> Reply 
                 Err(e) => error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.0),
             }
         }
+        Method::GET if path == "/export" => {
+            crate::importexport::handle_export(app, origin, req).await
+        }
+        Method::PUT if path == "/import" => {
+            crate::importexport::handle_import(app, origin, req).await
+        }
         Method::GET | Method::PUT if path == "/blob" => {
             let (status, content_type, body) =
                 crate::actions::blob::handle(&app, origin, req).await;

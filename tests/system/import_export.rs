@@ -1,0 +1,249 @@
+//! VM export and import as XVA over HTTP: a VM whose disk holds known bytes is exported with
+//! `GET /export`, the tar carries upstream's member names (zero chunks left out), and
+//! `PUT /import` creates a new VM (new uuids) whose disk reads back the same bytes. Requests
+//! without a valid session get upstream's 401.
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use xapi_system_tests::fields::{field, strings, text};
+use xapi_system_tests::{s, Api, TestDaemon, Value};
+
+const MIB: usize = 1 << 20;
+/// Four tar chunks, the last one partial.
+const SIZE: usize = 3 * MIB + 4096;
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, body).
+fn http(d: &TestDaemon, method: &str, target: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut c = TcpStream::connect(d.http).expect("connect");
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(body).unwrap();
+    let mut reply = Vec::new();
+    c.read_to_end(&mut reply).unwrap();
+    let split = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("reply headers");
+    let headers = String::from_utf8_lossy(&reply[..split]).to_string();
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    (status, reply[split + 4..].to_vec())
+}
+
+/// The first sector belongs to the simulated guest, which writes its boot marker there.
+const GUEST_SECTOR: usize = 512;
+
+/// The disk contents the test writes: markers in chunks 0, 2 and 3; chunk 1 stays zero.
+fn expected() -> Vec<u8> {
+    let mut v = vec![0u8; SIZE];
+    v[4096..][..5].copy_from_slice(b"first");
+    v[2 * MIB + 100..][..4096].fill(0x5a);
+    v[3 * MIB..].fill(0x77);
+    v
+}
+
+fn disk_vdi(api: &mut Api, vm: &str) -> String {
+    strings(field(api, "VM", vm, "VBDs"))
+        .into_iter()
+        .find(|vbd| text(api, "VBD", vbd, "type") == "Disk")
+        .map(|vbd| text(api, "VBD", &vbd, "VDI"))
+        .expect("a disk")
+}
+
+fn start(api: &mut Api, vm: &str) {
+    api.ok(
+        "VM.start",
+        vec![s(vm), Value::Bool(false), Value::Bool(false)],
+    );
+}
+
+fn nbd(d: &TestDaemon, api: &mut Api, vdi: &str) -> nbd::Client {
+    let uuid = text(api, "VDI", vdi, "uuid");
+    let socket = d.state_dir().join("nbd").join(format!("{uuid}.sock"));
+    nbd::Client::connect(&socket, &uuid).expect("the VDI is served over NBD")
+}
+
+/// A halted VM with one disk of `SIZE` bytes on the default SR and one VIF.
+fn source_vm(api: &mut Api) -> String {
+    let template = strings(api.ok("VM.get_by_name_label", vec![s("Debian Bookworm 12")])).remove(0);
+    let vm = api.string("VM.clone", vec![s(&template), s("exported")]);
+    api.ok("VM.remove_from_other_config", vec![s(&vm), s("disks")]);
+    let spec = format!(
+        r#"<provision><disk device="0" size="{SIZE}" sr="" bootable="true" type="system"/></provision>"#
+    );
+    api.ok("VM.add_to_other_config", vec![s(&vm), s("disks"), s(&spec)]);
+    api.ok("VM.provision", vec![s(&vm)]);
+    api.ok("VM.set_is_a_template", vec![s(&vm), Value::Bool(false)]);
+    let m = Value::Int(256 << 20);
+    api.ok(
+        "VM.set_memory_limits",
+        vec![s(&vm), m.clone(), m.clone(), m.clone(), m],
+    );
+    let net = strings(api.ok("network.get_all", vec![])).remove(0);
+    api.ok(
+        "VIF.create",
+        vec![Value::Struct(vec![
+            ("device".into(), s("0")),
+            ("network".into(), s(&net)),
+            ("VM".into(), s(&vm)),
+            ("MAC".into(), s("00:16:3e:00:00:07")),
+            ("MTU".into(), Value::Int(1500)),
+            ("other_config".into(), Value::Struct(vec![])),
+            ("qos_algorithm_type".into(), s("")),
+            ("qos_algorithm_params".into(), Value::Struct(vec![])),
+        ])],
+    );
+    vm
+}
+
+#[test]
+fn an_exported_vm_imports_as_a_new_vm_with_the_same_disk_bytes() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let vm = source_vm(&mut api);
+    let vdi = disk_vdi(&mut api, &vm);
+    start(&mut api, &vm);
+    let data = expected();
+    let mut c = nbd(&d, &mut api, &vdi);
+    c.write_at(GUEST_SECTOR as u64, &data[GUEST_SECTOR..MIB])
+        .unwrap();
+    c.write_at(2 * MIB as u64, &data[2 * MIB..]).unwrap();
+    c.flush().unwrap();
+    c.disconnect().unwrap();
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+
+    let uuid = text(&mut api, "VM", &vm, "uuid");
+    let session = api.session.clone();
+    let (status, xva) = http(
+        &d,
+        "GET",
+        &format!("/export?session_id={session}&uuid={uuid}"),
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&xva));
+
+    // Upstream's layout, as GNU tar lists it: ova.xml, then the disk's chunks each followed
+    // by its XXH64 checksum; the all-zero chunk 1 is left out.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vm.xva");
+    std::fs::write(&file, &xva).unwrap();
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&file)
+        .output()
+        .expect("tar is installed");
+    let names: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(names.first().map(String::as_str), Some("ova.xml"));
+    let prefix = names[1].split('/').next().unwrap().to_owned();
+    assert!(prefix.starts_with("Ref:"), "{names:?}");
+    let chunks: Vec<String> = [0, 2, 3]
+        .iter()
+        .flat_map(|i| {
+            [
+                format!("{prefix}/{i:08}"),
+                format!("{prefix}/{i:08}.xxhash"),
+            ]
+        })
+        .collect();
+    assert_eq!(names[1..], chunks[..]);
+    let ova = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(&file)
+        .arg("ova.xml")
+        .output()
+        .unwrap();
+    let ova = String::from_utf8_lossy(&ova.stdout);
+    for needle in [
+        "<name>version</name>",
+        "<name>objects</name>",
+        "<name>export_vsn</name>",
+        "<value>VM</value>",
+        "<value>VBD</value>",
+        "<value>VIF</value>",
+        "<value>VDI</value>",
+        "<value>network</value>",
+    ] {
+        assert!(ova.contains(needle), "ova.xml lacks {needle}");
+    }
+
+    // Import with a task, as xe does: the task holds the new VM.
+    let task = api.string("task.create", vec![s("import"), s("")]);
+    let (status, body) = http(
+        &d,
+        "PUT",
+        &format!("/import?session_id={session}&task_id={task}"),
+        &xva,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(text(&mut api, "task", &task, "status"), "success");
+    let result = text(&mut api, "task", &task, "result");
+    let new_vm = String::from_utf8_lossy(&body).trim().to_owned();
+    assert!(new_vm.starts_with("OpaqueRef:"), "{new_vm}");
+    assert!(result.contains(&new_vm), "{result}");
+    assert_ne!(new_vm, vm);
+    assert_ne!(text(&mut api, "VM", &new_vm, "uuid"), uuid);
+    assert_eq!(text(&mut api, "VM", &new_vm, "name_label"), "exported");
+    assert_eq!(text(&mut api, "VM", &new_vm, "power_state"), "Halted");
+    assert_eq!(strings(field(&mut api, "VM", &new_vm, "VIFs")).len(), 1);
+    let new_vdi = disk_vdi(&mut api, &new_vm);
+    assert_ne!(new_vdi, vdi);
+    assert_ne!(
+        text(&mut api, "VDI", &new_vdi, "uuid"),
+        text(&mut api, "VDI", &vdi, "uuid")
+    );
+
+    // The imported disk holds the same bytes.
+    start(&mut api, &new_vm);
+    let mut c = nbd(&d, &mut api, &new_vdi);
+    let mut back = vec![0u8; SIZE];
+    c.read_at(0, &mut back).unwrap();
+    c.disconnect().unwrap();
+    assert!(
+        back[GUEST_SECTOR..] == data[GUEST_SECTOR..],
+        "the imported disk differs from the exported one"
+    );
+}
+
+#[test]
+fn export_and_import_refuse_a_bad_session_with_401() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let vm = strings(api.ok("VM.get_all", vec![])).remove(0);
+    let uuid = text(&mut api, "VM", &vm, "uuid");
+    let (status, _) = http(
+        &d,
+        "GET",
+        &format!("/export?session_id=OpaqueRef:bogus&uuid={uuid}"),
+        b"",
+    );
+    assert_eq!(status, 401);
+    let (status, _) = http(&d, "GET", &format!("/export?uuid={uuid}"), b"");
+    assert_eq!(status, 401);
+    let (status, _) = http(&d, "PUT", "/import?session_id=OpaqueRef:bogus", b"x");
+    assert_eq!(status, 401);
+    // A tar that does not start with ova.xml is refused, and nothing is created.
+    let before = strings(api.ok("VM.get_all", vec![])).len();
+    let session = api.session.clone();
+    let (status, body) = http(
+        &d,
+        "PUT",
+        &format!("/import?session_id={session}"),
+        &[0u8; 1024],
+    );
+    assert_ne!(status, 200);
+    assert!(
+        String::from_utf8_lossy(&body).starts_with("IMPORT_ERROR"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(strings(api.ok("VM.get_all", vec![])).len(), before);
+}
