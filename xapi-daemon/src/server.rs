@@ -1,5 +1,6 @@
 //! The HTTP front: plain HTTP, HTTPS and the unix socket, one hyper HTTP/1.1 connection task
-//! each (keep-alive, TCP_NODELAY), routing RPC paths to `rpc` and `/blob` to its handler.
+//! each (keep-alive, TCP_NODELAY), routing RPC paths to `rpc`, `/blob` to its handler and
+//! `/export` / `/import` (XVA) to `importexport`.
 //! Owns no API semantics.
 use std::convert::Infallible;
 use std::sync::Arc;

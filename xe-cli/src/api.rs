@@ -107,6 +107,11 @@ impl Api {
         }
     }
 
+    /// The connection's target (for HTTP transfers beside the RPC connection).
+    pub fn target(&self) -> &crate::transport::Target {
+        self.conn.target()
+    }
+
     /// Logs out if logged in; errors are ignored as upstream does.
     pub fn logout(&mut self) {
         if self.session.is_some() {

@@ -21,6 +21,8 @@ pub enum CliError {
     Multiple(Vec<(String, String)>),
     /// The server could not be reached or spoke something else than XenAPI.
     Transport(String),
+    /// A message upstream prints on stderr as it is (`Export failed, unknown error.`).
+    Stderr(String),
 }
 
 /// Shorthand for a client-side failure.
@@ -97,6 +99,7 @@ impl CliError {
                 (out, String::new())
             }
             CliError::Transport(text) => (String::new(), format!("Error: {text}\n")),
+            CliError::Stderr(text) => (String::new(), format!("{text}\n")),
         }
     }
 

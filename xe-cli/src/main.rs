@@ -15,6 +15,7 @@ mod select;
 mod table;
 mod task;
 mod tofu;
+mod transfer;
 mod transport;
 
 use std::io::Write;

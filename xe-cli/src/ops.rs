@@ -14,6 +14,7 @@ use crate::printer::Printer;
 use crate::select::{self, Family, Obj};
 use crate::table::Command;
 use crate::task;
+use crate::transfer;
 
 /// Runs an explicit command.
 pub fn run(
@@ -125,6 +126,22 @@ pub fn run(
             p.list(&uuids);
         }
         "vm-install" => vm_install(api, p, cmd)?,
+        "vm-export" => {
+            let filename = cmd.reqd("filename")?.to_owned();
+            let objs = vm_op(api, false)?;
+            // As upstream, several VMs go to `<filename>`, `<filename>2`, `<filename>3`...
+            let mut n = 0;
+            select::run_on(Family::Vm, objs, cmd, true, api, |api, vm| {
+                n += 1;
+                let f = if n > 1 {
+                    format!("{filename}{n}")
+                } else {
+                    filename.clone()
+                };
+                transfer::export_one(api, p, vm, &f)
+            })?;
+        }
+        "vm-import" => transfer::import(api, p, cmd)?,
         "vm-uninstall" => {
             let objs = vm_op(api, false)?;
             let mut objs = select::run_on(Family::Vm, objs, cmd, true, api, |_, o| Ok(o.clone()))?;

@@ -12,7 +12,12 @@ use crate::error::CliError;
 /// Calls `Async.<method>` and waits for its task; the task's result on success.
 pub fn call(api: &mut Api, method: &str, params: Vec<Value>) -> Result<String, CliError> {
     let task = api.call_string(&format!("Async.{method}"), params)?;
-    let outcome = wait(api, &task).and_then(|()| result(api, &task));
+    let outcome = wait(api, &task)
+        .and_then(|()| result(api, &task))
+        .map(|v| match v {
+            Value::String(text) => text,
+            _ => String::new(),
+        });
     // As upstream, the task is destroyed whatever happened; a failure to do so is not reported.
     let _ = api.call("task.destroy", vec![s(&task)]);
     outcome
@@ -66,12 +71,13 @@ pub fn wait(api: &mut Api, task: &str) -> Result<(), CliError> {
     }
 }
 
-/// The outcome of a finished task, as upstream's `result_from_task` reads it.
-fn result(api: &mut Api, task: &str) -> Result<String, CliError> {
+/// The outcome of a finished task, as upstream's `result_from_task` reads it: the decoded
+/// result on success, the task's error otherwise.
+pub fn result(api: &mut Api, task: &str) -> Result<Value, CliError> {
     match status(api, task)?.as_str() {
         "success" => {
             let text = api.call_string("task.get_result", vec![s(task)])?;
-            Ok(unwrap_result(&text))
+            Ok(decode_result(&text))
         }
         "cancelling" | "cancelled" => Err(CliError::Api {
             code: "TASK_CANCELLED".into(),
@@ -103,16 +109,14 @@ fn result(api: &mut Api, task: &str) -> Result<String, CliError> {
     }
 }
 
-/// A task's `result` is an XML-RPC `<value>` document (empty for void calls): its string.
-pub fn unwrap_result(text: &str) -> String {
+/// A task's `result` is an XML-RPC `<value>` document (empty for void calls): its value.
+pub fn decode_result(text: &str) -> Value {
     let t = text.trim();
     if t.is_empty() {
-        return String::new();
+        return Value::String(String::new());
     }
-    match xapi_rpc::xmlrpc::decode_value(t.as_bytes(), &xapi_rpc::Limits::default()) {
-        Ok(Value::String(v)) => v,
-        _ => t.to_owned(),
-    }
+    xapi_rpc::xmlrpc::decode_value(t.as_bytes(), &xapi_rpc::Limits::default())
+        .unwrap_or_else(|_| Value::String(t.to_owned()))
 }
 
 #[cfg(test)]
@@ -122,10 +126,14 @@ mod tests {
     #[test]
     fn task_results_are_unwrapped_from_their_value_document() {
         assert_eq!(
-            unwrap_result("<value>OpaqueRef:abc</value>"),
-            "OpaqueRef:abc"
+            decode_result("<value>OpaqueRef:abc</value>"),
+            s("OpaqueRef:abc")
         );
-        assert_eq!(unwrap_result(""), "");
-        assert_eq!(unwrap_result("plain"), "plain");
+        assert_eq!(decode_result(""), s(""));
+        assert_eq!(decode_result("plain"), s("plain"));
+        assert_eq!(
+            decode_result("<value><array><data><value>OpaqueRef:v</value></data></array></value>"),
+            Value::Array(vec![s("OpaqueRef:v")])
+        );
     }
 }

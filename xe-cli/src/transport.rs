@@ -42,37 +42,13 @@ impl Connection {
         Connection { target, conn: None }
     }
 
+    /// Where this connection goes.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
     fn open(&self) -> Result<Box<dyn Stream>, String> {
-        match &self.target {
-            Target::Http { host, port } => {
-                let s = tcp(host, *port)?;
-                Ok(Box::new(s))
-            }
-            Target::Unix(path) => UnixStream::connect(path)
-                .map(|s| Box::new(s) as Box<dyn Stream>)
-                .map_err(|e| format!("{e} (connecting to {})", path.display())),
-            Target::Https {
-                host,
-                port,
-                no_verify,
-            } => {
-                let s = tcp(host, *port)?;
-                let store = TrustStore::new(host, *port, *no_verify);
-                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(store))
-                .with_no_client_auth();
-                let name = rustls::pki_types::ServerName::try_from(host.clone())
-                    .map_err(|e| format!("invalid server name {host}: {e}"))?;
-                let conn = rustls::ClientConnection::new(Arc::new(config), name)
-                    .map_err(|e| e.to_string())?;
-                Ok(Box::new(rustls::StreamOwned::new(conn, s)))
-            }
-        }
+        open(&self.target)
     }
 
     /// POSTs `body` to `path` and returns the response body of a 200 reply.
@@ -125,6 +101,140 @@ impl Connection {
             ));
         }
         Ok(reply)
+    }
+}
+
+/// What a file transfer sends or receives.
+pub enum Body<'a> {
+    /// `PUT`: `len` bytes read from the reader.
+    Upload(&'a mut dyn Read, u64),
+    /// `GET`: the body of a 200 reply is written here.
+    Download(&'a mut dyn Write),
+}
+
+/// One `GET` or `PUT` of a file on its own connection (as upstream's xe does for
+/// `/export` and `/import`), streaming the file. Returns the status and, for replies that were
+/// not downloaded, their (bounded) body.
+pub fn transfer(target: &Target, path: &str, body: Body<'_>) -> Result<(u16, Vec<u8>), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut conn = BufReader::new(open(target)?);
+    let (method, len) = match &body {
+        Body::Upload(_, len) => ("PUT", *len),
+        Body::Download(_) => ("GET", 0),
+    };
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: xe-cli/xapi-rs\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
+        host_header(target)
+    );
+    conn.get_mut().write_all(head.as_bytes()).map_err(io)?;
+    let download = match body {
+        Body::Upload(reader, len) => {
+            let copied = std::io::copy(&mut reader.take(len), conn.get_mut()).map_err(io)?;
+            if copied != len {
+                return Err(format!("the file ended after {copied} of {len} bytes"));
+            }
+            conn.get_mut().flush().map_err(io)?;
+            None
+        }
+        Body::Download(w) => Some(w),
+    };
+    let (status, length, chunked) = read_head(&mut conn)?;
+    match download {
+        Some(w) if status == 200 && !chunked => {
+            match length {
+                Some(n) => {
+                    let copied = std::io::copy(&mut (&mut conn).take(n as u64), w).map_err(io)?;
+                    if copied != n as u64 {
+                        return Err("connection closed before the end of the file".into());
+                    }
+                }
+                None => {
+                    std::io::copy(&mut conn, w).map_err(io)?;
+                }
+            }
+            w.flush().map_err(io)?;
+            Ok((status, Vec::new()))
+        }
+        Some(w) if status == 200 => {
+            let data = read_chunked(&mut conn)?;
+            w.write_all(&data).map_err(io)?;
+            w.flush().map_err(io)?;
+            Ok((status, Vec::new()))
+        }
+        _ => {
+            let mut text = Vec::new();
+            let _ = conn.take(1 << 16).read_to_end(&mut text);
+            Ok((status, text))
+        }
+    }
+}
+
+/// Reads a status line and headers: (status, content-length, chunked).
+fn read_head(conn: &mut BufReader<Box<dyn Stream>>) -> Result<(u16, Option<usize>, bool), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut line = String::new();
+    if conn.read_line(&mut line).map_err(io)? == 0 {
+        return Err("connection closed by server".into());
+    }
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad HTTP status line {:?}", line.trim_end()))?;
+    let mut length = None;
+    let mut chunked = false;
+    loop {
+        line.clear();
+        if conn.read_line(&mut line).map_err(io)? == 0 {
+            return Err("connection closed in HTTP headers".into());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            let v = v.trim();
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.parse::<usize>().ok();
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = v.eq_ignore_ascii_case("chunked");
+            }
+        }
+    }
+    Ok((status, length, chunked))
+}
+
+/// Opens a new stream to `target`.
+fn open(target: &Target) -> Result<Box<dyn Stream>, String> {
+    match target {
+        Target::Http { host, port } => {
+            let s = tcp(host, *port)?;
+            Ok(Box::new(s))
+        }
+        Target::Unix(path) => UnixStream::connect(path)
+            .map(|s| Box::new(s) as Box<dyn Stream>)
+            .map_err(|e| format!("{e} (connecting to {})", path.display())),
+        Target::Https {
+            host,
+            port,
+            no_verify,
+        } => {
+            let s = tcp(host, *port)?;
+            let store = TrustStore::new(host, *port, *no_verify);
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(store))
+            .with_no_client_auth();
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| format!("invalid server name {host}: {e}"))?;
+            let conn =
+                rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+            Ok(Box::new(rustls::StreamOwned::new(conn, s)))
+        }
     }
 }
 

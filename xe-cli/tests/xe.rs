@@ -48,6 +48,11 @@ const TRANSCRIPT: &[&str] = &[
     "vm-snapshot vm=web01 new-name-label=web01-before-upgrade",
     "snapshot-list params=name-label,is-a-snapshot",
     "vm-shutdown vm=web01",
+    // Export to an XVA and import it back as a second VM (new uuids), then remove that copy.
+    "vm-export vm=web01 filename={tmp}/web01.xva",
+    "vm-import filename={tmp}/web01.xva",
+    "vm-list uuid={imported} params=name-label,power-state,is-a-template",
+    "vm-uninstall uuid={imported} --force",
     "vm-list name-label=web01 params=power-state --minimal",
     "vm-shutdown",
     "vm-uninstall vm=web01 --force",
@@ -68,11 +73,14 @@ const CAPTURES: &[(&str, &str)] = &[
     ),
     ("vm-install template=CentOS", "vm"),
     ("network-list bridge=xenbr0", "lan"),
+    ("vm-import", "imported"),
 ];
 
 #[test]
 fn admin_transcript_matches_golden_output() {
     let d = TestDaemon::start();
+    // Files xe writes go here; the transcript shows the directory as `{tmp}`.
+    let tmp = tempfile::tempdir().unwrap();
     let mut captured: Vec<(&str, String)> = Vec::new();
     let mut transcript = String::new();
     for step in TRANSCRIPT {
@@ -81,7 +89,13 @@ fn admin_transcript_matches_golden_output() {
             line = line.replace(&format!("{{{key}}}"), value);
         }
         // Template names contain spaces: the transcript spells them with `~`.
-        let args: Vec<String> = line.split(' ').map(|a| a.replace('~', " ")).collect();
+        let args: Vec<String> = line
+            .split(' ')
+            .map(|a| {
+                a.replace('~', " ")
+                    .replace("{tmp}", &tmp.path().to_string_lossy())
+            })
+            .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = xe(&d, &args);
         for (prefix, key) in CAPTURES {
