@@ -111,8 +111,8 @@ impl Backend {
     fn save(&self, record: &Record) -> Result<()> {
         let path = self.record_path(&record.config.uuid);
         let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec_pretty(record)
-            .map_err(|err| XenopsError::State(err.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(record).map_err(|err| XenopsError::State(err.to_string()))?;
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, &path)?;
         Ok(())
@@ -146,11 +146,13 @@ impl Backend {
     }
 
     fn record(&self, uuid: &Uuid) -> Result<&Record> {
-        self.records.get(uuid).ok_or_else(|| match self.domid(uuid) {
-            Err(err) => err,
-            // A domain we did not build (e.g. by `xl create`): not ours to manage devices on.
-            Ok(_) => XenopsError::State(format!("domain of vm {uuid} was not built by xapi")),
-        })
+        self.records
+            .get(uuid)
+            .ok_or_else(|| match self.domid(uuid) {
+                Err(err) => err,
+                // A domain we did not build (e.g. by `xl create`): not ours to manage devices on.
+                Ok(_) => XenopsError::State(format!("domain of vm {uuid} was not built by xapi")),
+            })
     }
 
     /// `physinfo`.
@@ -168,7 +170,11 @@ impl Backend {
             cpu_mhz: raw.cpu_khz / 1000,
             total_memory: raw.total_pages * PAGE,
             free_memory: raw.free_pages * PAGE,
-            capabilities: raw.capabilities.split_whitespace().map(String::from).collect(),
+            capabilities: raw
+                .capabilities
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
             xen_version: raw.version,
             max_vcpus_per_domain: MAX_VCPUS_PER_DOMAIN,
         })
@@ -245,11 +251,21 @@ impl Backend {
     fn devices_of(&self, record: &Record) -> Vec<DeviceInfo> {
         let vbds = record.config.vbds.iter().filter_map(|vbd| {
             let devid = vbd_devid(&vbd.device).ok()?;
-            Some(self.device_info(record.domid, DeviceSpec::Vbd(vbd.clone()), &vbd.device, devid))
+            Some(self.device_info(
+                record.domid,
+                DeviceSpec::Vbd(vbd.clone()),
+                &vbd.device,
+                devid,
+            ))
         });
         let vifs = record.config.vifs.iter().filter_map(|vif| {
             let devid = vif_devid(&vif.device).ok()?;
-            Some(self.device_info(record.domid, DeviceSpec::Vif(vif.clone()), &vif.device, devid))
+            Some(self.device_info(
+                record.domid,
+                DeviceSpec::Vif(vif.clone()),
+                &vif.device,
+                devid,
+            ))
         });
         vbds.chain(vifs).collect()
     }
@@ -399,7 +415,9 @@ impl Backend {
     /// `unpause`.
     pub fn unpause(&mut self, uuid: &Uuid) -> Result<()> {
         let domid = self.domid(uuid)?;
-        self.xen.unpause(domid).map_err(Self::fail(*uuid, "unpause"))?;
+        self.xen
+            .unpause(domid)
+            .map_err(Self::fail(*uuid, "unpause"))?;
         self.reconcile();
         Ok(())
     }
@@ -408,7 +426,9 @@ impl Backend {
     pub fn request_shutdown(&mut self, uuid: &Uuid, reboot: bool) -> Result<u32> {
         let domid = self.domid(uuid)?;
         if reboot {
-            self.xen.reboot(domid).map_err(Self::fail(*uuid, "reboot"))?;
+            self.xen
+                .reboot(domid)
+                .map_err(Self::fail(*uuid, "reboot"))?;
         } else {
             self.halt_requested.insert(domid);
             self.xen
@@ -461,7 +481,9 @@ impl Backend {
         let record = self.record(uuid)?;
         let max = record.config.vcpus.max;
         if n_vcpus == 0 {
-            return Err(XenopsError::InvalidConfig("a domain needs at least one vcpu".into()));
+            return Err(XenopsError::InvalidConfig(
+                "a domain needs at least one vcpu".into(),
+            ));
         }
         if n_vcpus > max {
             return Err(XenopsError::TooManyVcpus {
@@ -565,11 +587,18 @@ impl Backend {
         self.xen
             .disk_remove(domid, &vdev, force)
             .map_err(Self::device_failure(*uuid, "detach_vbd", device))?;
-        self.update(uuid, |config| config.vbds.retain(|v| v.device != vbd.device))
+        self.update(uuid, |config| {
+            config.vbds.retain(|v| v.device != vbd.device)
+        })
     }
 
     /// `insert_cd` (`Some`) and `eject_cd` (`None`).
-    pub fn change_cd(&mut self, uuid: &Uuid, device: &str, media: Option<&VbdBackend>) -> Result<()> {
+    pub fn change_cd(
+        &mut self,
+        uuid: &Uuid,
+        device: &str,
+        media: Option<&VbdBackend>,
+    ) -> Result<()> {
         let (domid, vbd) = self.find_vbd(uuid, device)?;
         if vbd.kind != VbdKind::Cd {
             return Err(XenopsError::NotACd {
@@ -717,7 +746,10 @@ impl Backend {
                 continue;
             };
             let domid = record.domid;
-            let Some(raw) = by_domid.get(&domid).filter(|d| d.handle == *uuid.as_bytes()) else {
+            let Some(raw) = by_domid
+                .get(&domid)
+                .filter(|d| d.handle == *uuid.as_bytes())
+            else {
                 self.gone(uuid, domid);
                 continue;
             };
@@ -734,7 +766,8 @@ impl Backend {
                 }
             }
             if let Some(bytes) = reached {
-                self.events.publish(DomainEvent::MemoryTargetReached { uuid, domid, bytes });
+                self.events
+                    .publish(DomainEvent::MemoryTargetReached { uuid, domid, bytes });
             }
             if changed {
                 self.events
@@ -742,8 +775,11 @@ impl Backend {
             }
             match state {
                 DomainState::Shutdown(reason) if changed => {
-                    self.events
-                        .publish(DomainEvent::Shutdown { uuid, domid, reason });
+                    self.events.publish(DomainEvent::Shutdown {
+                        uuid,
+                        domid,
+                        reason,
+                    });
                     if let Err(rc) = self.xen.destroy(domid) {
                         warn!(vm = %uuid, domid, rc, "cannot destroy a shut down domain");
                         continue;

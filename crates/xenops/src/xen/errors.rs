@@ -133,7 +133,10 @@ mod tests {
     fn build_failures_are_boot_failures_and_the_rest_state_errors() {
         let err = from_libxl(failed("create", None), -3);
         assert!(matches!(err, XenopsError::BootFailure(ref m) if m.contains("FAIL (-3)")));
-        assert!(matches!(from_libxl(failed("pause", None), -3), XenopsError::State(_)));
+        assert!(matches!(
+            from_libxl(failed("pause", None), -3),
+            XenopsError::State(_)
+        ));
         assert!(matches!(
             from_libxl(failed("create", None), -6),
             XenopsError::InvalidConfig(_)
@@ -148,12 +151,27 @@ mod tests {
     fn domain_flags_map_to_states() {
         assert_eq!(state_of(0, false), DomainState::Running);
         assert_eq!(state_of(DOMINF_PAUSED, false), DomainState::Paused);
-        assert_eq!(state_of(DOMINF_DYING | DOMINF_SHUTDOWN, false), DomainState::Dying);
+        assert_eq!(
+            state_of(DOMINF_DYING | DOMINF_SHUTDOWN, false),
+            DomainState::Dying
+        );
         let shut = |code: u32| DOMINF_SHUTDOWN | (code << 16);
-        assert_eq!(state_of(shut(0), false), DomainState::Shutdown(ShutdownReason::Poweroff));
-        assert_eq!(state_of(shut(0), true), DomainState::Shutdown(ShutdownReason::Halt));
-        assert_eq!(state_of(shut(1), false), DomainState::Shutdown(ShutdownReason::Reboot));
-        assert_eq!(state_of(shut(2), false), DomainState::Shutdown(ShutdownReason::Suspend));
+        assert_eq!(
+            state_of(shut(0), false),
+            DomainState::Shutdown(ShutdownReason::Poweroff)
+        );
+        assert_eq!(
+            state_of(shut(0), true),
+            DomainState::Shutdown(ShutdownReason::Halt)
+        );
+        assert_eq!(
+            state_of(shut(1), false),
+            DomainState::Shutdown(ShutdownReason::Reboot)
+        );
+        assert_eq!(
+            state_of(shut(2), false),
+            DomainState::Shutdown(ShutdownReason::Suspend)
+        );
         assert_eq!(state_of(shut(3), false), DomainState::Crashed);
     }
 }

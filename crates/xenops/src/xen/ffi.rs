@@ -105,7 +105,9 @@ impl Xen {
         // `Drop` frees the context first.
         let rc = unsafe { sys::libxl_ctx_alloc(&mut xen.ctx, sys::LIBXL_VERSION as c_int, 0, lg) };
         if rc != 0 || xen.ctx.is_null() {
-            return Err(format!("libxl_ctx_alloc failed ({rc}): is this a Xen dom0 run as root?"));
+            return Err(format!(
+                "libxl_ctx_alloc failed ({rc}): is this a Xen dom0 run as root?"
+            ));
         }
         // SAFETY: the context is live and the hooks are a static, so they outlive it.
         unsafe { sys::libxl_childproc_setmode(xen.ctx, &CHILD_HOOKS, ptr::null_mut()) };
@@ -515,7 +517,10 @@ mod tests {
 
     #[test]
     fn c_buffers_stop_at_the_first_nul() {
-        assert_eq!(c_bytes(b"xen-3.0-x86_64 hvm-3.0-x86_64\0junk"), "xen-3.0-x86_64 hvm-3.0-x86_64");
+        assert_eq!(
+            c_bytes(b"xen-3.0-x86_64 hvm-3.0-x86_64\0junk"),
+            "xen-3.0-x86_64 hvm-3.0-x86_64"
+        );
         assert_eq!(c_bytes(b"-4.17\0"), "-4.17");
     }
 

@@ -33,8 +33,24 @@ pub fn domain_config(config: &DomainConfig) -> Result<Value> {
     b_info.insert("avail_vcpus".into(), json!(online));
     b_info.insert("max_memkb".into(), json!(config.memory.static_max / 1024));
     b_info.insert("target_memkb".into(), json!(config.memory.target / 1024));
+    if let Some(mode) = config.platform.get("tsc_mode") {
+        const MODES: &[&str] = &["default", "always_emulate", "native", "native_paravirt"];
+        if !MODES.contains(&mode.as_str()) {
+            return Err(XenopsError::InvalidConfig(format!(
+                "platform:tsc_mode must be one of {MODES:?}, not {mode:?}"
+            )));
+        }
+        b_info.insert("tsc_mode".into(), json!(mode));
+    }
     match (&config.domain_type, &config.boot) {
-        (DomainType::Pv | DomainType::Pvh, BootConfig::Pv(PvBoot::Direct { kernel, ramdisk, cmdline })) => {
+        (
+            DomainType::Pv | DomainType::Pvh,
+            BootConfig::Pv(PvBoot::Direct {
+                kernel,
+                ramdisk,
+                cmdline,
+            }),
+        ) => {
             b_info.insert("kernel".into(), json!(kernel.to_string_lossy()));
             if let Some(ramdisk) = ramdisk {
                 b_info.insert("ramdisk".into(), json!(ramdisk.to_string_lossy()));
@@ -54,7 +70,13 @@ pub fn domain_config(config: &DomainConfig) -> Result<Value> {
                 "libxl 4.17 has no bootloader for PVH domains: give a kernel".into(),
             ));
         }
-        (DomainType::Hvm, BootConfig::Hvm { boot_order, firmware }) => {
+        (
+            DomainType::Hvm,
+            BootConfig::Hvm {
+                boot_order,
+                firmware,
+            },
+        ) => {
             let mut hvm = Map::new();
             hvm.insert("boot".into(), json!(boot_order));
             let bios = match firmware {
@@ -87,11 +109,7 @@ pub fn domain_config(config: &DomainConfig) -> Result<Value> {
         .iter()
         .map(|vbd| disk(vbd))
         .collect::<Result<Vec<_>>>()?;
-    let nics = config
-        .vifs
-        .iter()
-        .map(nic)
-        .collect::<Result<Vec<_>>>()?;
+    let nics = config.vifs.iter().map(nic).collect::<Result<Vec<_>>>()?;
     Ok(json!({
         "c_info": {
             "type": kind,
@@ -220,7 +238,10 @@ mod tests {
         };
         let doc = domain_config(&config).unwrap();
         assert_eq!(doc["c_info"]["type"], "pv");
-        assert_eq!(doc["c_info"]["uuid"], "00000000-0000-0000-0000-000000000000");
+        assert_eq!(
+            doc["c_info"]["uuid"],
+            "00000000-0000-0000-0000-000000000000"
+        );
         let b = &doc["b_info"];
         assert_eq!(b["kernel"], "/lab/guest/vmlinux.gz");
         assert_eq!(b["ramdisk"], "/lab/guest/initrd.cpio");
@@ -252,8 +273,10 @@ mod tests {
     fn pvh_boots_a_kernel_and_refuses_a_bootloader() {
         let mut config = pv_direct();
         config.domain_type = DomainType::Pvh;
+        config.platform.insert("tsc_mode".into(), "native".into());
         let doc = domain_config(&config).unwrap();
         assert_eq!(doc["c_info"]["type"], "pvh");
+        assert_eq!(doc["b_info"]["tsc_mode"], "native");
         assert_eq!(doc["b_info"]["type.pvh"], json!({}));
         config.boot = BootConfig::Pv(PvBoot::Bootloader {
             bootloader: "pygrub".into(),
@@ -309,7 +332,9 @@ mod tests {
                 device: "1".into(),
                 kind: VbdKind::Disk,
                 mode: VbdMode::Ro,
-                backend: Some(VbdBackend::Nbd("nbd:unix:/run/sr/x.sock:exportname=x".into())),
+                backend: Some(VbdBackend::Nbd(
+                    "nbd:unix:/run/sr/x.sock:exportname=x".into(),
+                )),
             },
             VbdConfig {
                 device: "xvdd".into(),

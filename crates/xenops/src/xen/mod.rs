@@ -84,20 +84,18 @@ impl XenHost {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let bus = Arc::clone(&events);
-        thread::Builder::new()
-            .name("libxl".into())
-            .spawn(move || {
-                let backend = Backend::open(&config.state_dir, bus, config.debug_libxl);
-                match backend {
-                    Ok(backend) => {
-                        let _ = ready_tx.send(Ok(()));
-                        run(backend, &queue);
-                    }
-                    Err(err) => {
-                        let _ = ready_tx.send(Err(err));
-                    }
+        thread::Builder::new().name("libxl".into()).spawn(move || {
+            let backend = Backend::open(&config.state_dir, bus, config.debug_libxl);
+            match backend {
+                Ok(backend) => {
+                    let _ = ready_tx.send(Ok(()));
+                    run(backend, &queue);
                 }
-            })?;
+                Err(err) => {
+                    let _ = ready_tx.send(Err(err));
+                }
+            }
+        })?;
         ready_rx
             .recv()
             .map_err(|_| XenopsError::State("the libxl thread died while opening".into()))??;

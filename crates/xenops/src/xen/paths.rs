@@ -67,7 +67,10 @@ mod tests {
             frontend_path(7, DeviceKind::Vbd, 51712),
             "/local/domain/7/device/vbd/51712"
         );
-        assert_eq!(frontend_path(7, DeviceKind::Vif, 0), "/local/domain/7/device/vif/0");
+        assert_eq!(
+            frontend_path(7, DeviceKind::Vif, 0),
+            "/local/domain/7/device/vif/0"
+        );
         assert_eq!(console_tty(3), "/local/domain/3/console/tty");
         assert_eq!(vnc_port(3), "/local/domain/3/console/vnc-port");
         assert_eq!(memory_target(3), "/local/domain/3/memory/target");
