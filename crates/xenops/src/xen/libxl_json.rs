@@ -104,11 +104,7 @@ pub fn domain_config(config: &DomainConfig) -> Result<Value> {
             )));
         }
     }
-    let disks = config
-        .vbds
-        .iter()
-        .map(|vbd| disk(vbd))
-        .collect::<Result<Vec<_>>>()?;
+    let disks = config.vbds.iter().map(disk).collect::<Result<Vec<_>>>()?;
     let nics = config.vifs.iter().map(nic).collect::<Result<Vec<_>>>()?;
     Ok(json!({
         "c_info": {
