@@ -314,3 +314,123 @@ fn packaged_config_starts_and_notifies_systemd() {
         );
     }
 }
+
+fn vm_call(api: &mut Api, vm: &str, plugin: &str, fn_name: &str, a: Value) -> Vec<String> {
+    api.call("VM.call_plugin", vec![s(vm), s(plugin), s(fn_name), a])
+        .expect_err("no guest agent is reachable: every VM.call_plugin fails")
+}
+
+#[test]
+fn vm_call_plugin_knows_only_the_guest_agent_plugin_and_rate_limits_each_vm() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let vms: Vec<String> = match api.ok("VM.get_all", vec![]) {
+        Value::Array(v) => v
+            .iter()
+            .map(|r| r.as_str().expect("vm ref").to_owned())
+            .collect(),
+        other => panic!("VM.get_all: {other:?}"),
+    };
+    assert!(vms.len() >= 6, "the seeded templates give enough VMs");
+    const GA: &str = "guest-agent-operation";
+    let lacks = |fn_name: &str| {
+        let msg = format!(
+            "The requested fn \"{fn_name}\" of plugin \"{GA}\" could not be executed for lack of guest agent control feature."
+        );
+        vec![
+            "XENAPI_PLUGIN_FAILURE".to_owned(),
+            "failed to execute fn".into(),
+            msg.clone(),
+            msg,
+        ]
+    };
+
+    // Any other plugin is missing, and is refused before the rate limit counts the call.
+    assert_eq!(
+        vm_call(&mut api, &vms[0], "echo", "main", args(&[])),
+        vec!["XENAPI_MISSING_PLUGIN", "echo"]
+    );
+    assert_eq!(
+        vm_call(&mut api, &vms[0], GA, "request-rdp-on", args(&[])),
+        lacks("request-rdp-on")
+    );
+    let limited = vm_call(&mut api, &vms[0], GA, "request-rdp-off", args(&[]));
+    assert_eq!(
+        limited[..3],
+        ["VM_CALL_PLUGIN_RATE_LIMIT", vms[0].as_str(), "10."]
+    );
+    let wait: f64 = limited[3].parse().expect("seconds to wait");
+    assert!(wait > 0.0 && wait <= 10.0, "{wait}");
+    // The limit is per VM.
+    assert_eq!(
+        vm_call(&mut api, &vms[1], GA, "request-rdp-off", args(&[])),
+        lacks("request-rdp-off")
+    );
+
+    let msg = format!("The requested fn \"frobnicate\" could not be found in plugin \"{GA}\".");
+    assert_eq!(
+        vm_call(&mut api, &vms[2], GA, "frobnicate", args(&[])),
+        vec!["XENAPI_PLUGIN_FAILURE", "failed to find fn", &msg, &msg]
+    );
+
+    // run-script: only when the pool allows it, then its arguments and length are checked.
+    let script = args(&[("username", "u"), ("password", "p"), ("script", "echo hi")]);
+    assert_eq!(
+        vm_call(&mut api, &vms[3], GA, "run-script", script.clone()),
+        vec!["FEATURE_RESTRICTED"]
+    );
+    let pool = match api.ok("pool.get_all", vec![]) {
+        Value::Array(p) => p[0].as_str().expect("pool ref").to_owned(),
+        other => panic!("pool.get_all: {other:?}"),
+    };
+    api.ok(
+        "pool.add_to_other_config",
+        vec![s(&pool), s("allow_guest_agent_run_script"), s("true")],
+    );
+    assert_eq!(
+        vm_call(
+            &mut api,
+            &vms[4],
+            GA,
+            "run-script",
+            args(&[("username", "u"), ("script", "x")])
+        ),
+        vec![
+            "XENAPI_PLUGIN_FAILURE",
+            "missing argument",
+            "",
+            "Argument password is required."
+        ]
+    );
+    let long = "x".repeat(1025);
+    assert_eq!(
+        vm_call(
+            &mut api,
+            &vms[5],
+            GA,
+            "run-script",
+            args(&[("username", "u"), ("password", "p"), ("script", &long)])
+        ),
+        vec![
+            "XENAPI_PLUGIN_FAILURE",
+            "length restriction",
+            "",
+            "The script length must not exceed 1024 bytes"
+        ]
+    );
+    if let Some(vm) = vms.get(6) {
+        assert_eq!(
+            vm_call(&mut api, vm, GA, "run-script", script),
+            lacks("run-script")
+        );
+    }
+
+    let e = vm_call(
+        &mut api,
+        "OpaqueRef:nonsense",
+        GA,
+        "request-rdp-on",
+        args(&[]),
+    );
+    assert_eq!(e[0], "HANDLE_INVALID");
+}

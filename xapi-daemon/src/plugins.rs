@@ -2,19 +2,21 @@
 //! with upstream's XML-RPC-on-argv / methodResponse-on-stdout protocol under a timeout, and
 //! mapping its outcome to the API result or upstream's errors (WIRE.md §14). Also owns the
 //! Python helper modules (`XenAPI`, `XenAPIPlugin`) built into the daemon and put on plugins'
-//! `PYTHONPATH`.
+//! `PYTHONPATH`, and `VM.call_plugin`: upstream's one built-in VM plugin, its argument checks
+//! and its per-VM rate limit.
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use xapi_idl::{errors, ApiError, ApiResult};
 use xapi_rpc::{xmlrpc, Call, Limits, Response, Value};
 
 use crate::config::Config;
+use crate::dispatch::Ctx;
 
 /// `PATH` for plugins, as upstream's forkexecd gives them.
 const PLUGIN_PATH: &str = "/sbin:/usr/sbin:/bin:/usr/bin";
@@ -289,6 +291,137 @@ fn signal_name(sig: i32) -> String {
     name.to_owned()
 }
 
+/// The one plugin `VM.call_plugin` knows; as upstream, it is built in rather than a file.
+pub const GUEST_AGENT_PLUGIN: &str = "guest-agent-operation";
+
+/// Shortest gap between two `VM.call_plugin` calls on one VM (upstream's default).
+const VM_CALL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Longest script `run-script` accepts, in bytes.
+const MAX_SCRIPT_LEN: usize = 1024;
+
+/// Pool `other_config` key that must be `true` for `run-script`.
+const ALLOW_RUN_SCRIPT: &str = "allow_guest_agent_run_script";
+
+/// When each VM's last `VM.call_plugin` was let through.
+static VM_CALLS: Mutex<BTreeMap<String, Instant>> = Mutex::new(BTreeMap::new());
+
+/// `VM.call_plugin`: `fn_name` of the built-in `guest-agent-operation` plugin on `vm`.
+///
+/// Functions: `request-rdp-on`, `request-rdp-off` and `run-script` (arguments `username`,
+/// `password`, `script`; allowed by the pool's `other_config:allow_guest_agent_run_script`).
+/// Calls on one VM are at least ten seconds apart (`VM_CALL_PLUGIN_RATE_LIMIT`). Each of these
+/// asks the guest agent for something through the VM's control tree, which no backend offers
+/// a channel for, so they end as upstream does for a guest without the agent's control
+/// feature: `XENAPI_PLUGIN_FAILURE`.
+pub fn call_vm(
+    ctx: &Ctx,
+    vm: &str,
+    plugin: &str,
+    fn_name: &str,
+    args: &BTreeMap<String, String>,
+) -> ApiResult<String> {
+    crate::vm::read_vm(&ctx.app, vm)?;
+    if plugin != GUEST_AGENT_PLUGIN {
+        return Err(errors::xenapi_missing_plugin(plugin));
+    }
+    throttle(&VM_CALLS, vm, Instant::now(), VM_CALL_INTERVAL)?;
+    match fn_name {
+        "request-rdp-on" | "request-rdp-off" => {}
+        "run-script" => check_run_script(ctx, args)?,
+        _ => {
+            let msg = format!(
+                "The requested fn \"{fn_name}\" could not be found in plugin \"{plugin}\"."
+            );
+            return Err(errors::xenapi_plugin_failure(
+                "failed to find fn",
+                &msg,
+                &msg,
+            ));
+        }
+    }
+    let msg = format!(
+        "The requested fn \"{fn_name}\" of plugin \"{plugin}\" could not be executed for lack of guest agent control feature."
+    );
+    Err(errors::xenapi_plugin_failure(
+        "failed to execute fn",
+        &msg,
+        &msg,
+    ))
+}
+
+/// Lets a call on `vm` through unless the last one was less than `interval` ago; forgets VMs
+/// whose last call is older than that.
+fn throttle(
+    calls: &Mutex<BTreeMap<String, Instant>>,
+    vm: &str,
+    now: Instant,
+    interval: Duration,
+) -> ApiResult<()> {
+    let mut calls = calls
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    calls.retain(|_, last| now.saturating_duration_since(*last) < interval);
+    if let Some(last) = calls.get(vm) {
+        let wait = interval.saturating_sub(now.saturating_duration_since(*last));
+        return Err(errors::vm_call_plugin_rate_limit(
+            vm,
+            ocaml_float(interval.as_secs_f64()),
+            ocaml_float(wait.as_secs_f64()),
+        ));
+    }
+    calls.insert(vm.to_owned(), now);
+    Ok(())
+}
+
+/// Seconds as upstream prints them (`10.`, `9.5`): a trailing dot when there is no fraction.
+fn ocaml_float(secs: f64) -> String {
+    let s = format!("{}", (secs * 1e6).round() / 1e6);
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.")
+    }
+}
+
+/// `run-script`'s checks, in upstream's order: the pool allows it, the arguments are there,
+/// the caller may do what a VM power admin may (`VM.checkpoint`), the script is short enough.
+fn check_run_script(ctx: &Ctx, args: &BTreeMap<String, String>) -> ApiResult<()> {
+    let app = &ctx.app;
+    let pool = crate::vm::read::<xapi_idl::records::PoolRecord>(app, &app.pool)?;
+    if pool.other_config.get(ALLOW_RUN_SCRIPT).map(String::as_str) != Some("true") {
+        return Err(errors::feature_restricted());
+    }
+    for required in ["username", "password", "script"] {
+        if !args.contains_key(required) {
+            return Err(errors::xenapi_plugin_failure(
+                "missing argument",
+                "",
+                format!("Argument {required} is required."),
+            ));
+        }
+    }
+    let allowed = app
+        .model
+        .message_index("VM.checkpoint")
+        .map(|i| app.model.messages[i].roles.as_slice())
+        .is_some_and(|roles| ctx.session.as_ref().is_some_and(|s| s.may_call(roles)));
+    if !allowed {
+        return Err(errors::rbac_permission_denied(
+            "vm.call_plugin",
+            "No permission to run script, must have VM power admin role or higher.",
+        ));
+    }
+    if args.get("script").map_or(0, String::len) > MAX_SCRIPT_LEN {
+        return Err(errors::xenapi_plugin_failure(
+            "length restriction",
+            "",
+            format!("The script length must not exceed {MAX_SCRIPT_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +517,26 @@ mod tests {
         assert!(text.contains("def dispatch"));
         install_helpers(dir.path()).unwrap();
         assert!(dir.path().join("XenAPI.py").exists());
+    }
+
+    #[test]
+    fn vm_calls_are_rate_limited_per_vm() {
+        let calls = Mutex::new(BTreeMap::new());
+        let t0 = Instant::now();
+        let gap = Duration::from_secs(10);
+        throttle(&calls, "OpaqueRef:a", t0, gap).unwrap();
+        throttle(&calls, "OpaqueRef:b", t0, gap).unwrap();
+        let e = throttle(&calls, "OpaqueRef:a", t0 + Duration::from_millis(2500), gap).unwrap_err();
+        assert_eq!(e.code, errors::VM_CALL_PLUGIN_RATE_LIMIT);
+        assert_eq!(e.params, vec!["OpaqueRef:a", "10.", "7.5"]);
+        // Once the interval has passed the VM may call again.
+        throttle(&calls, "OpaqueRef:a", t0 + gap, gap).unwrap();
+    }
+
+    #[test]
+    fn seconds_print_as_upstream_floats() {
+        assert_eq!(ocaml_float(10.0), "10.");
+        assert_eq!(ocaml_float(0.25), "0.25");
+        assert_eq!(ocaml_float(1.0 / 3.0), "0.333333");
     }
 }

@@ -314,6 +314,10 @@ xapi_idl::actions! {
         fn set_VCPUs_at_startup(&self, ctx: &Ctx, self_: Ref<classes::Vm>, value: i64) -> ApiResult<()> {
             memory::set_vcpus_at_startup(ctx, self_.as_str(), value)
         }
+
+        fn call_plugin(&self, ctx: &Ctx, vm: Ref<classes::Vm>, plugin: String, fn_: String, args: BTreeMap<String, String>) -> ApiResult<String> {
+            crate::plugins::call_vm(ctx, vm.as_str(), &plugin, &fn_, &args)
+        }
     }
 }
 
