@@ -44,8 +44,7 @@ run_installed() {
     "$xe" host-list | tee "$state/hosts" | grep -q 'name-label' || fail "xe host-list"
     "$xe" vm-list | grep -q 'Control domain' || fail "xe vm-list"
     host=$("$xe" host-list --minimal)
-    # xe-cli currently wants uuid= besides the documented host-uuid=; pass both.
-    [ "$("$xe" host-call-plugin host-uuid="$host" uuid="$host" plugin=echo fn=main args:k=v)" = "k=v" ] \
+    [ "$("$xe" host-call-plugin host-uuid="$host" plugin=echo fn=main args:k=v)" = "k=v" ] \
         || fail "the packaged echo plugin through xe host-call-plugin"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$state"
