@@ -909,3 +909,177 @@ fn a_booting_sim_guest_writes_its_marker_into_its_first_disk() {
         assert_eq!(&bytes[..512], &sector[..]);
     }
 }
+
+/// `VDI.db_introduce` with the full parameter list (nothing left to defaults).
+fn db_introduce(
+    api: &mut Api,
+    uuid: &str,
+    name: &str,
+    sr: &str,
+    location: &str,
+    virtual_size: i64,
+) -> Result<String, Vec<String>> {
+    let null = "OpaqueRef:NULL";
+    api.call(
+        "VDI.db_introduce",
+        vec![
+            s(uuid),
+            s(name),
+            s(""),
+            s(sr),
+            s("user"),
+            Value::Bool(false),
+            Value::Bool(false),
+            map(&[("kept", "yes")]),
+            s(location),
+            map(&[]),
+            map(&[]),
+            Value::Bool(true),
+            Value::Int(virtual_size),
+            Value::Int(0),
+            s(null),
+            Value::Bool(false),
+            Value::DateTime("19700101T00:00:00Z".into()),
+            s(null),
+            Value::Bool(false),
+        ],
+    )
+    .map(|v| v.as_str().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn db_forget_and_db_introduce_touch_only_the_database() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let methods = api.ok("system.listMethods", vec![]);
+    let Value::Array(methods) = methods else {
+        panic!("listMethods returns an array: {methods:?}")
+    };
+    // Hidden messages are callable, so listMethods names them like the other hidden ones.
+    for hidden in [
+        "VDI.db_forget",
+        "VDI.db_introduce",
+        "VDI.get_all_records_where",
+    ] {
+        assert!(methods.contains(&s(hidden)), "{hidden} is listed");
+    }
+
+    // A VM disk with a marker written through the data path; then detached from the VM.
+    let (vm, vdi) = vm_with_disk(&mut api, "db-forget", 8 * MIB, "");
+    let uuid = text(&mut api, "VDI", &vdi, "uuid");
+    let sr = text(&mut api, "VDI", &vdi, "SR");
+    let location = text(&mut api, "VDI", &vdi, "location");
+    start(&mut api, &vm);
+    let mut c = nbd_client(&d, &uuid);
+    c.write_at(MIB as u64, &[0xa5; 65536]).unwrap();
+    c.flush().unwrap();
+    c.disconnect().unwrap();
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+    for vbd in strings(field(&mut api, "VM", &vm, "VBDs")) {
+        api.ok("VBD.destroy", vec![s(&vbd)]);
+    }
+    let vhd = std::fs::read_dir(d.state_dir().join("sr"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join(format!("{uuid}.vhd")))
+        .find(|p| p.exists())
+        .expect("the VDI's VHD in the local SR");
+
+    // db_forget drops the record and nothing else: the file stays, and a scan finds it again
+    // as a new record.
+    api.ok("VDI.db_forget", vec![s(&vdi)]);
+    assert_eq!(
+        api.err("VDI.get_record", vec![s(&vdi)]),
+        vec!["HANDLE_INVALID", "VDI", &vdi]
+    );
+    assert_eq!(
+        api.err("VDI.get_by_uuid", vec![s(&uuid)]),
+        vec!["UUID_INVALID", "VDI", &uuid]
+    );
+    assert!(!strings(field(&mut api, "SR", &sr, "VDIs")).contains(&vdi));
+    assert!(vhd.exists(), "db_forget leaves the data on the SR");
+    api.ok("SR.scan", vec![s(&sr)]);
+    let found = api.string("VDI.get_by_uuid", vec![s(&uuid)]);
+    assert_ne!(found, vdi, "the scan made a new record");
+    assert_eq!(text(&mut api, "VDI", &found, "location"), location);
+
+    // Forgotten again, then db_introduce'd under its uuid and location.
+    api.ok("VDI.db_forget", vec![s(&found)]);
+    assert!(vhd.exists());
+    let back = db_introduce(&mut api, &uuid, "reintroduced", &sr, &location, 8 * MIB).unwrap();
+    assert_eq!(api.string("VDI.get_by_uuid", vec![s(&uuid)]), back);
+    assert_eq!(text(&mut api, "VDI", &back, "name_label"), "reintroduced");
+    assert_eq!(text(&mut api, "VDI", &back, "location"), location);
+    assert_eq!(text(&mut api, "VDI", &back, "SR"), sr);
+    assert_eq!(int(&mut api, "VDI", &back, "virtual_size"), 8 * MIB);
+    assert_eq!(
+        field(&mut api, "VDI", &back, "other_config"),
+        map(&[("kept", "yes")])
+    );
+    assert!(strings(field(&mut api, "SR", &sr, "VDIs")).contains(&back));
+
+    // Upstream's refusals; the short form leaves the trailing parameters to their defaults.
+    let short = |uuid: &str, location: &str| {
+        vec![
+            s(uuid),
+            s("again"),
+            s(""),
+            s(&sr),
+            s("user"),
+            Value::Bool(false),
+            Value::Bool(false),
+            map(&[]),
+            s(location),
+        ]
+    };
+    let fresh = "00000000-0000-4000-8000-0000000000aa";
+    assert_eq!(
+        api.err("VDI.db_introduce", short(&uuid, "elsewhere")),
+        vec!["UUID_INVALID", "VDI", &uuid]
+    );
+    assert_eq!(
+        api.err("VDI.db_introduce", short(fresh, &location)),
+        vec!["LOCATION_NOT_UNIQUE", &sr, &location]
+    );
+    assert_eq!(
+        api.err("VDI.db_introduce", short("not-a-uuid", "elsewhere")),
+        vec!["UUID_INVALID", "VDI", "not-a-uuid"]
+    );
+    let other = api.string("VDI.db_introduce", short(fresh, "elsewhere"));
+    assert!(
+        boolean(&mut api, "VDI", &other, "managed"),
+        "managed defaults to true"
+    );
+    assert_eq!(int(&mut api, "VDI", &other, "virtual_size"), 0);
+    api.ok("VDI.db_forget", vec![s(&other)]);
+    assert!(vhd.exists(), "forgetting a record never touches data");
+
+    // The reintroduced VDI is usable: attached to the VM again, its marker reads back.
+    api.ok(
+        "VBD.create",
+        vec![Value::Struct(vec![
+            ("VM".into(), s(&vm)),
+            ("VDI".into(), s(&back)),
+            ("userdevice".into(), s("0")),
+            ("bootable".into(), Value::Bool(true)),
+            ("mode".into(), s("RW")),
+            ("type".into(), s("Disk")),
+            ("empty".into(), Value::Bool(false)),
+            ("unpluggable".into(), Value::Bool(false)),
+            ("other_config".into(), map(&[])),
+            ("qos_algorithm_type".into(), s("")),
+            ("qos_algorithm_params".into(), map(&[])),
+        ])],
+    );
+    start(&mut api, &vm);
+    let mut c = nbd_client(&d, &uuid);
+    assert_eq!(c.size(), 8 * MIB as u64);
+    let mut buf = vec![0; 65536];
+    c.read_at(MIB as u64, &mut buf).unwrap();
+    assert!(
+        buf.iter().all(|b| *b == 0xa5),
+        "the data survived forget and introduce"
+    );
+    c.disconnect().unwrap();
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+}

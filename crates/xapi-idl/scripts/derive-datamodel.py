@@ -131,6 +131,83 @@ def message(m):
     return out
 
 
+# Hidden messages that upstream's IDL (ocaml/idl/datamodel.ml, module VDI) declares but the
+# published xenapi.json leaves out. Facts only, written down here by hand:
+#   VDI.db_introduce  upstream's `pool_introduce` renamed and hidden: VDI.introduce's parameter
+#                     list plus a trailing `cbt_enabled` bool; result `VDI ref`; no declared
+#                     errors; allowed roles _R_LOCAL_ROOT_ONLY (the empty role list).
+#   VDI.db_forget     one `VDI ref` param named `vdi`; void; _R_LOCAL_ROOT_ONLY.
+# Both carry upstream's default flags (Session, Async). `copy_of` names a published message
+# whose params, result and lifecycle are copied before `extra_params` are appended.
+UPSTREAM_HIDDEN = [
+    {
+        "class": "VDI",
+        "name": "db_introduce",
+        "copy_of": "introduce",
+        "extra_params": [{"name": "cbt_enabled", "type": "bool"}],
+        "errors": [],
+        "roles": [],
+    },
+    {
+        "class": "VDI",
+        "name": "db_forget",
+        "params": [
+            {"name": "session_id", "type": "session ref"},
+            {"name": "vdi", "type": "VDI ref"},
+        ],
+        "result": "void",
+        "errors": [],
+        "roles": [],
+        "lifecycle": "published",
+    },
+]
+
+# Trailing parameter defaults upstream's IDL declares (its `param_default`s) where
+# api-dispatch.json lists none. VDI.introduce's parameters from xenstore_data on have defaults
+# upstream; db_introduce shares that list and adds `cbt_enabled` (default false).
+INTRODUCE_DEFAULTS = [
+    {"param": "xenstore_data", "value": {}},
+    {"param": "sm_config", "value": {}},
+    {"param": "managed", "value": True},
+    {"param": "virtual_size", "value": 0},
+    {"param": "physical_utilisation", "value": 0},
+    {"param": "metadata_of_pool", "value": "OpaqueRef:NULL"},
+    {"param": "is_a_snapshot", "value": False},
+    {"param": "snapshot_time", "value": "19700101T00:00:00Z"},
+    {"param": "snapshot_of", "value": "OpaqueRef:NULL"},
+]
+UPSTREAM_DEFAULTS = {
+    "VDI.introduce": INTRODUCE_DEFAULTS,
+    "VDI.db_introduce": INTRODUCE_DEFAULTS + [{"param": "cbt_enabled", "value": False}],
+}
+
+
+def add_upstream_hidden(classes):
+    """Append UPSTREAM_HIDDEN to their classes; returns their wire names."""
+    by_name = {c["name"]: c for c in classes}
+    names = []
+    for h in UPSTREAM_HIDDEN:
+        c = by_name[h["class"]]
+        if any(m["name"] == h["name"] for m in c["messages"]):
+            raise SystemExit("%s.%s is published now: drop it from UPSTREAM_HIDDEN" % (h["class"], h["name"]))
+        if "copy_of" in h:
+            base = next(m for m in c["messages"] if m["name"] == h["copy_of"])
+            params = [dict(p) for p in base["params"]] + h["extra_params"]
+            result, lifecycle = base["result"], base["lifecycle"]
+        else:
+            params, result, lifecycle = h["params"], h["result"], h["lifecycle"]
+        c["messages"].append({
+            "name": h["name"],
+            "params": params,
+            "result": result,
+            "errors": h["errors"],
+            "roles": h["roles"],
+            "lifecycle": lifecycle,
+        })
+        names.append("%s.%s" % (h["class"], h["name"]))
+    return names
+
+
 def derive_relations(classes):
     """One-to-many relations: a runtime `X ref set` field mirrored by an `C ref` field in X."""
     by_name = {c["name"]: c for c in classes}
@@ -188,6 +265,7 @@ def main():
             "fields": [field(f) for f in c["fields"]],
             "messages": [message(m) for m in c["messages"]],
         })
+    upstream_hidden = add_upstream_hidden(classes)
     datamodel = {
         "classes": classes,
         "enums": [{"name": k, "values": enums[k]} for k in sorted(enums)],
@@ -196,6 +274,7 @@ def main():
     async_msgs = sorted(
         ["%s.%s" % (m["class"], m["message"]) for m in dispatch["explicit_messages"] if m["async"]]
         + ["%s.%s" % (m["class"], m["message"]) for m in dispatch["implicit_async_capable"]]
+        + upstream_hidden
     )
     defaults = {}
     for m in dispatch["explicit_messages"]:
@@ -203,6 +282,10 @@ def main():
             defaults["%s.%s" % (m["class"], m["message"])] = [
                 {"param": d["param"], "value": d["default"]["value"]} for d in m["defaults"]
             ]
+    for wire, ds in UPSTREAM_DEFAULTS.items():
+        if defaults.get(wire, ds) != ds:
+            raise SystemExit("%s: api-dispatch.json has other defaults now" % wire)
+        defaults[wire] = ds
     no_session = sorted(
         "%s.%s" % (m["class"], m["message"])
         for m in dispatch["explicit_messages"]
@@ -210,6 +293,7 @@ def main():
     )
     hidden = sorted(
         {"%s.%s" % (m["class"], m["message"]) for m in dispatch["hidden_explicit_messages"]}
+        | set(upstream_hidden)
     )
     companion = {
         "async": async_msgs,

@@ -492,6 +492,29 @@ mod tests {
     }
 
     #[test]
+    fn vdi_db_messages_from_upstream_facts_are_hidden_async_and_root_only() {
+        let m = model();
+        let intro = m.message("VDI.introduce").unwrap();
+        let db = m.message("VDI.db_introduce").unwrap();
+        assert!(db.hidden && db.async_ok && db.roles.is_empty());
+        assert!(!intro.hidden);
+        // introduce's params, then cbt_enabled; everything from xenstore_data on may be omitted.
+        let names = |ps: &[ParamDef]| ps.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&db.params[..intro.params.len()]),
+            names(&intro.params)
+        );
+        assert_eq!(db.params.last().unwrap().name, "cbt_enabled");
+        assert_eq!(intro.required_params(), 9);
+        assert_eq!(db.required_params(), 9);
+        assert_eq!(db.defaults.last(), Some(&Value::Bool(false)));
+        let forget = m.message("VDI.db_forget").unwrap();
+        assert!(forget.hidden && forget.async_ok && forget.roles.is_empty());
+        assert_eq!(forget.params.len(), 1);
+        assert_eq!(forget.params[0].ty, Type::Ref("VDI".into()));
+    }
+
+    #[test]
     fn implicit_accessors_are_classified() {
         let m = model();
         let vm = m.class("VM").unwrap();
