@@ -37,7 +37,9 @@ use config::Config;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Fail fast, before the state directory is touched, when the backend cannot run here.
     vm::hypervisor::check_backend(config.backend).map_err(anyhow::Error::msg)?;
-    let (app, generated) = app::App::open(config)?;
+    // Opening blocks (database, hypervisor handles whose clients wait on replies): off the
+    // async threads, as every other hypervisor call.
+    let (app, generated) = tokio::task::spawn_blocking(move || app::App::open(config)).await??;
     let mut tasks = Vec::new();
     let mut lines = Vec::new();
     if let Some(addr) = app.config.http {
