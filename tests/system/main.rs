@@ -1,4 +1,5 @@
 //! System tests: the real `xapi` binary on loopback, driven over the wire.
+#![allow(clippy::unwrap_used)] // Test helpers unwrap: a panic is the failure report.
 mod conformance;
 mod dispatch;
 mod events;

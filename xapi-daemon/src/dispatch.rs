@@ -36,6 +36,26 @@ pub async fn call(
     app: &Arc<App>,
     origin: Origin,
     method: &str,
+    params: Vec<Value>,
+) -> ApiResult<Value> {
+    let result = route(app, origin, method, params).await;
+    // The answer acknowledges the call's writes: they (and everything written before them)
+    // reach SQLite first, in one group commit.
+    match (app.db.sync(), result) {
+        (Ok(()), result) => result,
+        (Err(e), Ok(_)) => Err(crate::errors::db_error(e)),
+        (Err(e), Err(failure)) => {
+            tracing::error!(error = %e, "object store commit failed after a failed call");
+            Err(failure)
+        }
+    }
+}
+
+/// Checks the session, the method and its parameters, then runs it.
+async fn route(
+    app: &Arc<App>,
+    origin: Origin,
+    method: &str,
     mut params: Vec<Value>,
 ) -> ApiResult<Value> {
     let (is_async, wire) = match method.strip_prefix("Async.") {

@@ -114,6 +114,19 @@ fn error_page(status: StatusCode, message: &str) -> Reply {
 }
 
 async fn handle(app: Arc<App>, origin: Origin, req: Request<Incoming>) -> Reply {
+    let reply = route(Arc::clone(&app), origin, req).await;
+    // Whatever the handler wrote is committed before the answer goes out (API calls have
+    // done so already; this covers /blob, /import and /export).
+    match app.db.sync() {
+        Ok(()) => reply,
+        Err(e) => error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("object store: {e}"),
+        ),
+    }
+}
+
+async fn route(app: Arc<App>, origin: Origin, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_owned();
     match *req.method() {
         Method::OPTIONS => reply(StatusCode::OK, "text/plain", Vec::new()),

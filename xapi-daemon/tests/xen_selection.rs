@@ -2,6 +2,7 @@
 //! library (read from the ELF dynamic section's `DT_NEEDED` entries), and `--backend xen` on
 //! a machine that is not a Xen dom0 exits at once, before touching the state directory, with
 //! a message that says why.
+#![allow(clippy::unwrap_used)] // Test helpers unwrap: a panic is the failure report.
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

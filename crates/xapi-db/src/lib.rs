@@ -4,7 +4,9 @@
 //! [`Schema`] handed to [`Db::open`], which the daemon derives from the datamodel. Reads take a
 //! read lock and clone `Arc` rows; every [`Db::write`] runs one closure as one SQLite
 //! transaction, holding the write lock until COMMIT returns, so an acknowledged write survives
-//! the process being killed. Each changed object gets its own generation number; the change log
+//! the process being killed. With [`Durability::Deferred`] writes are queued instead and
+//! [`Db::sync`] commits the queue as one transaction (group commit): the caller acknowledges
+//! only after `sync`, so the promise holds at one commit per acknowledgement. Each changed object gets its own generation number; the change log
 //! and tombstones answer [`Db::changes_since`] (event.from) and [`Db::subscribe`] wakes
 //! watchers. Inside a `write` closure use the [`Txn`]'s read methods: calling back into the
 //! `Db` would deadlock.
@@ -13,6 +15,7 @@
 //! `view` (reads), `txn` (writes, relations), `sqlite` (persistence), `filter`
 //! (`get_all_records_where`), `json` (Set/Map storage form).
 
+mod durable;
 pub mod error;
 pub mod filter;
 pub mod json;
@@ -25,7 +28,7 @@ mod view;
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use tokio::sync::watch;
 use xapi_rpc::Value;
 
@@ -35,10 +38,11 @@ pub use crate::schema::{
     schema_fingerprint, ColumnId, ColumnKind, ColumnSchema, Relation, Schema, TableId, TableSchema,
     SCHEMA_VERSION,
 };
-pub use crate::sqlite::{DbOptions, Synchronous, MIGRATIONS};
+pub use crate::sqlite::{DbOptions, Durability, Synchronous, MIGRATIONS};
 pub use crate::txn::Txn;
 pub use crate::view::ReadView;
 
+use crate::durable::Persist;
 use crate::schema::SchemaInfo;
 use crate::sqlite::Store;
 use crate::state::{LogItem, State};
@@ -90,7 +94,7 @@ pub struct Changes {
 pub struct Db {
     catalog: Catalog,
     state: RwLock<State>,
-    store: Mutex<Store>,
+    persist: Arc<Persist>,
     generation: watch::Sender<u64>,
     options: DbOptions,
 }
@@ -116,6 +120,11 @@ impl Db {
         check_defaults(&schema)?;
         let (store, state) = Store::open(path, &schema, &info, &options)?;
         let (generation, _) = watch::channel(state.generation);
+        let window = match options.durability {
+            Durability::Immediate => None,
+            Durability::Deferred { flush_window } => Some(flush_window),
+        };
+        let persist = Persist::new(store, schema.clone(), state.generation, window);
         Ok(Db {
             catalog: Catalog {
                 names: Names::new(&schema),
@@ -123,7 +132,7 @@ impl Db {
                 info,
             },
             state: RwLock::new(state),
-            store: Mutex::new(store),
+            persist,
             generation,
             options,
         })
@@ -148,8 +157,10 @@ impl Db {
         })
     }
 
-    /// Runs `f` as one transaction: on `Ok` its changes are committed to SQLite (this returns
-    /// after COMMIT) and published; on `Err`, or when SQLite fails, nothing is applied.
+    /// Runs `f` as one transaction: on `Ok` its changes are applied and published, and either
+    /// committed to SQLite before this returns (`Durability::Immediate`) or queued for the next
+    /// [`Db::sync`] (`Durability::Deferred`); on `Err`, or when an immediate commit fails,
+    /// nothing is applied.
     pub fn write<R>(
         &self,
         f: impl FnOnce(&mut Txn<'_>) -> Result<R, DbError>,
@@ -162,8 +173,11 @@ impl Db {
         if plan.ops.is_empty() {
             return Ok(value);
         }
-        // On Err the Txn is dropped here as well.
-        self.store.lock().commit(&self.catalog.schema, &plan)?;
+        match self.options.durability {
+            // On Err the Txn is dropped here as well.
+            Durability::Immediate => self.persist.commit_now(&plan)?,
+            Durability::Deferred { .. } => self.persist.enqueue(plan.clone()),
+        }
         txn.apply(plan);
         drop(txn);
         let generation = state.generation;
@@ -233,10 +247,30 @@ impl Db {
         self.generation.subscribe()
     }
 
+    /// Returns once every write made before the call is committed to SQLite: in deferred mode
+    /// everything queued goes in one transaction (a no-op in immediate mode). On `Err` the
+    /// writes stay queued and are retried by the next `sync` or the background flusher.
+    pub fn sync(&self) -> Result<(), DbError> {
+        self.persist.sync()
+    }
+
+    /// The newest generation known to be committed to SQLite.
+    pub fn durable_generation(&self) -> u64 {
+        self.persist.durable_generation()
+    }
+
     /// Runs `f` with the SQLite connection (tests that need to break the file).
     #[cfg(test)]
     fn with_conn<R>(&self, f: impl FnOnce(&rusqlite::Connection) -> R) -> R {
-        f(self.store.lock().conn())
+        self.persist.with_conn(f)
+    }
+}
+
+impl Drop for Db {
+    /// Stops the background flusher and commits what is still queued.
+    fn drop(&mut self) {
+        self.persist.close();
+        let _ = self.persist.sync();
     }
 }
 
@@ -276,6 +310,7 @@ fn check_defaults(schema: &Schema) -> Result<(), DbError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
     fn column(name: &str, kind: ColumnKind) -> ColumnSchema {
         let default = match kind {
@@ -541,6 +576,96 @@ mod tests {
         db.write(|txn| txn.set_field(VM, "vm1", 1, "b".into()))
             .unwrap();
         assert_eq!(db.generation(), 2);
+    }
+
+    fn deferred(path: &Path, window_ms: u64) -> Db {
+        let options = DbOptions {
+            durability: Durability::Deferred {
+                flush_window: Duration::from_millis(window_ms),
+            },
+            ..DbOptions::default()
+        };
+        Db::open_with(Some(path), schema(), options).unwrap()
+    }
+
+    fn rows_on_disk(db: &Db) -> i64 {
+        db.with_conn(|conn| {
+            conn.query_row("SELECT count(*) FROM \"VM\"", [], |row| row.get(0))
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn deferred_writes_reach_sqlite_at_sync_in_one_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        // A flush window far longer than the test: only `sync` commits.
+        let db = deferred(&path, 600_000);
+        add_vm(&db, "vm1", "a");
+        add_vm(&db, "vm2", "b");
+        db.write(|txn| txn.set_field(VM, "vm1", 1, "renamed".into()))
+            .unwrap();
+        assert_eq!(db.count(VM), 2, "memory has the writes at once");
+        assert_eq!(rows_on_disk(&db), 0, "nothing committed before sync");
+        assert!(db.durable_generation() < db.generation());
+        db.sync().unwrap();
+        assert_eq!(rows_on_disk(&db), 2);
+        assert_eq!(db.durable_generation(), db.generation());
+        drop(db);
+        let db = Db::open(&path, schema()).unwrap();
+        assert_eq!(db.get_field(VM, "vm1", 1), Some("renamed".into()));
+        assert_eq!(db.count(VM), 2);
+    }
+
+    #[test]
+    fn deferred_writes_are_flushed_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = deferred(&dir.path().join("db"), 1);
+        add_vm(&db, "vm1", "a");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while db.durable_generation() < db.generation() {
+            assert!(Instant::now() < deadline, "the flusher never committed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(rows_on_disk(&db), 1);
+    }
+
+    #[test]
+    fn deferred_commit_failure_keeps_the_queue_for_the_next_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = deferred(&dir.path().join("db"), 600_000);
+        add_vm(&db, "vm1", "a");
+        db.sync().unwrap();
+        db.with_conn(|conn| {
+            conn.execute_batch("ALTER TABLE \"VM\" RENAME TO \"VM_away\"")
+                .unwrap()
+        });
+        add_vm(&db, "vm2", "b");
+        assert!(matches!(db.sync(), Err(DbError::Sqlite(_))));
+        assert!(db.durable_generation() < db.generation());
+        add_vm(&db, "vm3", "c");
+        db.with_conn(|conn| {
+            conn.execute_batch("ALTER TABLE \"VM_away\" RENAME TO \"VM\"")
+                .unwrap()
+        });
+        db.sync().unwrap();
+        assert_eq!(
+            rows_on_disk(&db),
+            3,
+            "the failed group was retried, in order"
+        );
+        assert_eq!(db.durable_generation(), db.generation());
+    }
+
+    #[test]
+    fn dropping_a_deferred_db_commits_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let db = deferred(&path, 600_000);
+        add_vm(&db, "vm1", "a");
+        drop(db);
+        let db = Db::open(&path, schema()).unwrap();
+        assert_eq!(db.count(VM), 1);
     }
 
     #[test]

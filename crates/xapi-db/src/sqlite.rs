@@ -38,6 +38,21 @@ pub enum Synchronous {
     Full,
 }
 
+/// When a [`crate::Db::write`] reaches SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every write commits its own SQLite transaction before it returns (default).
+    Immediate,
+    /// Writes are applied in memory and queued; [`crate::Db::sync`] commits everything queued
+    /// in one SQLite transaction (group commit), and a background flusher commits what nobody
+    /// synced within about `flush_window`. The daemon syncs before it answers each call, so an
+    /// acknowledged call is still durable, at one commit per call instead of one per write.
+    Deferred {
+        /// How long the background flusher lets writes gather before committing them.
+        flush_window: Duration,
+    },
+}
+
 /// How a database is opened.
 #[derive(Debug, Clone)]
 pub struct DbOptions {
@@ -47,6 +62,8 @@ pub struct DbOptions {
     pub busy_timeout: Duration,
     /// How many deletions are remembered for `changes_since`.
     pub tombstone_limit: usize,
+    /// Whether writes commit one by one or in groups.
+    pub durability: Durability,
 }
 
 impl Default for DbOptions {
@@ -55,6 +72,7 @@ impl Default for DbOptions {
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(5),
             tombstone_limit: 16_384,
+            durability: Durability::Immediate,
         }
     }
 }
@@ -88,7 +106,7 @@ pub(crate) struct Store {
 }
 
 /// One row change of a commit.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Op {
     Insert {
         table: TableId,
@@ -110,7 +128,7 @@ pub(crate) enum Op {
 }
 
 /// What one write transaction commits.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Plan {
     pub ops: Vec<Op>,
     pub generation: u64,
@@ -415,15 +433,35 @@ impl Store {
         Ok(())
     }
 
-    /// Writes one transaction's changes in one SQLite transaction.
-    pub fn commit(&mut self, schema: &Schema, plan: &Plan) -> Result<(), DbError> {
+    /// Writes the changes of one or more write transactions, in order, in one SQLite
+    /// transaction: all of them or none.
+    pub fn commit(&mut self, schema: &Schema, plans: &[Plan]) -> Result<(), DbError> {
+        let Some(last) = plans.last() else {
+            return Ok(());
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for plan in plans {
+            Self::stage(&tx, schema, &self.tables, plan)?;
+        }
+        tx.prepare_cached("UPDATE _meta SET value = ?1 WHERE key = 'generation'")?
+            .execute([gen_to_sql(last.generation)])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stages one plan's row changes inside an open transaction.
+    fn stage(
+        tx: &rusqlite::Transaction<'_>,
+        schema: &Schema,
+        tables: &[TableSql],
+        plan: &Plan,
+    ) -> Result<(), DbError> {
         for op in &plan.ops {
             match op {
                 Op::Insert { table, r, entry } => {
-                    let sql = &self.tables[*table];
+                    let sql = &tables[*table];
                     let columns = &schema.tables[*table].columns;
                     let mut params: Vec<ToSqlOutput<'_>> =
                         Vec::with_capacity(sql.persisted.len() + 3);
@@ -442,7 +480,7 @@ impl Store {
                     old,
                     entry,
                 } => {
-                    let sql = &self.tables[*table];
+                    let sql = &tables[*table];
                     let columns = &schema.tables[*table].columns;
                     let mut text = format!(
                         "UPDATE {} SET \"_modified\" = ?1",
@@ -471,8 +509,7 @@ impl Store {
                     gen,
                     tombstone,
                 } => {
-                    tx.prepare_cached(&self.tables[*table].delete)?
-                        .execute([r])?;
+                    tx.prepare_cached(&tables[*table].delete)?.execute([r])?;
                     let columns = &schema.tables[*table].columns;
                     let snapshot = Value::Struct(
                         columns
@@ -501,9 +538,6 @@ impl Store {
             tx.prepare_cached("UPDATE _meta SET value = ?1 WHERE key = 'tombstone_floor'")?
                 .execute([gen_to_sql(floor)])?;
         }
-        tx.prepare_cached("UPDATE _meta SET value = ?1 WHERE key = 'generation'")?
-            .execute([gen_to_sql(plan.generation)])?;
-        tx.commit()?;
         Ok(())
     }
 

@@ -1,6 +1,8 @@
 //! An acknowledged write survives SIGKILL: a child process (this test binary re-run in writer
 //! mode) inserts rows in a loop, printing each ref after `write` returns; the parent kills it
 //! after a few hundred acknowledgements and checks every acknowledged row is in the reopened file.
+//! The same runs with group commit (`Durability::Deferred`), where the writer acknowledges after
+//! `Db::sync`, as the daemon does before each answer.
 #![allow(clippy::unwrap_used)]
 
 #[path = "support/schema.rs"]
@@ -9,9 +11,13 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use xapi_db::Db;
+use std::time::Duration;
+
+use xapi_db::{Db, DbOptions, Durability};
 
 const CHILD_ENV: &str = "XAPI_DB_KILL9_CHILD_PATH";
+/// Set (to anything) when the writer should queue writes and acknowledge after `sync`.
+const DEFERRED_ENV: &str = "XAPI_DB_KILL9_DEFERRED";
 const VM: usize = 1;
 
 /// Writer mode: only does something when started by `acknowledged_writes_survive_sigkill`.
@@ -21,7 +27,19 @@ fn child_writer() {
         return;
     };
     let schema = support::schema(40);
-    let db = Db::open(std::path::Path::new(&path), schema.clone()).unwrap();
+    let deferred = std::env::var_os(DEFERRED_ENV).is_some();
+    let options = DbOptions {
+        durability: if deferred {
+            Durability::Deferred {
+                // Long enough that only `sync` commits: the test is about the acknowledgement.
+                flush_window: Duration::from_secs(600),
+            }
+        } else {
+            Durability::Immediate
+        },
+        ..DbOptions::default()
+    };
+    let db = Db::open_with(Some(std::path::Path::new(&path)), schema.clone(), options).unwrap();
     db.write(|txn| txn.insert(0, "OpaqueRef:host", support::host_row(0)))
         .unwrap();
     let stdout = std::io::stdout();
@@ -32,6 +50,11 @@ fn child_writer() {
             txn.map_add(0, "OpaqueRef:host", 4, &format!("k{i}"), "v".into())
         })
         .unwrap();
+        if deferred && i % 3 == 0 {
+            // Several writes per acknowledgement, as an API call makes.
+            continue;
+        }
+        db.sync().unwrap();
         let mut out = stdout.lock();
         writeln!(out, "ACK {r}").unwrap();
         out.flush().unwrap();
@@ -40,9 +63,22 @@ fn child_writer() {
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
+    kill_writer_and_check(false);
+}
+
+#[test]
+fn acknowledged_group_commits_survive_sigkill() {
+    kill_writer_and_check(true);
+}
+
+fn kill_writer_and_check(deferred: bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if deferred {
+        command.env(DEFERRED_ENV, "1");
+    }
+    let mut child = command
         .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, &path)
         .stdout(Stdio::piped())
