@@ -23,23 +23,42 @@ pub async fn run(app: Arc<App>) {
         if generations.changed().await.is_err() {
             return;
         }
+        // Most changes are modifications, which need nothing: look on this thread and only
+        // go to a blocking thread (the work writes and may ask the hypervisor) when there is
+        // something to do.
+        let mut changes = app.db.changes_since(since, 0);
+        since = changes.upto;
+        changes.items.retain(|c| relevant(&app, c));
+        if changes.items.is_empty() {
+            continue;
+        }
         let worker = app.clone();
-        let from = since;
-        match tokio::task::spawn_blocking(move || sweep(&worker, from)).await {
-            Ok(upto) => since = upto,
-            Err(e) => tracing::warn!(error = %e, "VM keeper pass panicked"),
+        if let Err(e) = tokio::task::spawn_blocking(move || handle(&worker, &changes.items)).await
+        {
+            tracing::warn!(error = %e, "VM keeper pass panicked");
         }
     }
 }
 
-/// Handles every object added or deleted after generation `since`; returns the generation
-/// handled up to.
-pub fn sweep(app: &App, since: u64) -> u64 {
-    let changes = app.db.changes_since(since, 0);
+/// Whether the keeper acts on a change: VMs, VBDs and VIFs coming or going.
+fn relevant(app: &App, change: &xapi_db::Change) -> bool {
+    let t = change.table;
+    match change.op {
+        ChangeOp::Mod => false,
+        ChangeOp::Add | ChangeOp::Del => {
+            t == app.table_of::<classes::Vm>()
+                || t == app.table_of::<classes::Vbd>()
+                || t == app.table_of::<classes::Vif>()
+        }
+    }
+}
+
+/// Applies the side effects of these changes.
+fn handle(app: &App, items: &[xapi_db::Change]) {
     let vm_t = app.table_of::<classes::Vm>();
     let vbd_t = app.table_of::<classes::Vbd>();
     let vif_t = app.table_of::<classes::Vif>();
-    for change in &changes.items {
+    for change in items {
         let result = match (change.op, change.table) {
             (ChangeOp::Add, t) if t == vm_t => vm_added(app, &change.r#ref),
             (ChangeOp::Del, t) if t == vm_t => vm_deleted(app, &change.r#ref, &change.row),
@@ -56,7 +75,6 @@ pub fn sweep(app: &App, since: u64) -> u64 {
             tracing::debug!(object = %change.r#ref, error = %e, "keeper could not follow a change");
         }
     }
-    changes.upto
 }
 
 fn vm_added(app: &App, vm: &str) -> xapi_idl::ApiResult<()> {
