@@ -33,8 +33,7 @@ pub async fn run(app: Arc<App>) {
             continue;
         }
         let worker = app.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || handle(&worker, &changes.items)).await
-        {
+        if let Err(e) = tokio::task::spawn_blocking(move || handle(&worker, &changes.items)).await {
             tracing::warn!(error = %e, "VM keeper pass panicked");
         }
     }
