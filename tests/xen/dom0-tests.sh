@@ -45,6 +45,7 @@ finish() {
 }
 
 xe() { "$XE" "$@"; }
+quiet() { "$@" >/dev/null; }
 # xe_get CLASS UUID PARAM [KEY]
 xe_get() {
     if [ -n "${4:-}" ]; then xe "$1-param-get" uuid="$2" param-name="$3" param-key="$4"
@@ -64,11 +65,12 @@ xl_state() {
     esac
 }
 
-# wait_for SECONDS COMMAND...: retry every 0.5 s until the command succeeds.
+# wait_for SECONDS COMMAND...: retry every 0.5 s until the command succeeds, at most
+# SECONDS of wall time (under TCG one xe call alone takes about a second).
 wait_for() {
-    w_n=$(( $1 * 2 )); shift
+    w_end=$(awk "BEGIN{print $(now) + $1}"); shift
     while ! "$@" >/dev/null 2>&1; do
-        w_n=$((w_n - 1)); [ "$w_n" -gt 0 ] || return 1
+        awk "BEGIN{exit !($(now) < $w_end)}" || return 1
         sleep 0.5
     done
 }
@@ -78,17 +80,18 @@ xe_states() {
     xe vm-list is-control-domain=false params=uuid,power-state |
         awk -F': ' '/^uuid/ { u = $2 } /power-state/ { print u, $2 }' | sort
 }
-# The same from `xl list -v`: every domain but dom0 (an unknown domain shows as its own uuid).
+# The same from `xl list -v` for the VMs of `xe_states` output $1, then any other domain
+# but dom0 as "uuid unknown-to-xapi".
 xl_states() {
-    for u in $(xe_states | cut -d' ' -f1); do echo "$u $(xl_state "$u")"; done
+    for u in $(echo "$1" | cut -d' ' -f1); do echo "$u $(xl_state "$u")"; done
     xl list -v | awk 'NR > 1 && $2 != 0 { print $7 }' | while read -r u; do
-        xe_states | grep -q "^$u " || echo "$u unknown-to-xapi"
+        echo "$1" | grep -q "^$u " || echo "$u unknown-to-xapi"
     done
 }
 # agree STEP: `xl list` and `VM.get_all_records` tell the same story.
 agree() {
     on_xen || return 0
-    a=$(xe_states); b=$(xl_states | sort)
+    a=$(xe_states); b=$(xl_states "$a" | sort)
     if [ "$a" = "$b" ]; then ok "$1: xl list agrees with xe vm-list"
     else not_ok "$1: xl list disagrees with xe vm-list: xe [$a] xl [$b]"; fi
 }
@@ -125,7 +128,8 @@ new_vm() {
     xe vm-param-set uuid="$v" HVM-boot-policy= domain-type="$2" \
         PV-kernel="$GUEST/vmlinux.gz" PV-ramdisk="$GUEST/initrd.cpio" PV-args="$3" \
         memory-static-min="$MEM" memory-dynamic-min="$MEM" memory-dynamic-max="$MEM" \
-        memory-static-max="$MEM" VCPUs-max=1 VCPUs-at-startup=1 >&2 || return 1
+        memory-static-max="$MEM" VCPUs-max=1 VCPUs-at-startup=1 actions-after-crash=destroy >&2 ||
+        return 1
     echo "$v"
 }
 
@@ -133,10 +137,12 @@ new_vm() {
 say "backend $BACKEND; $(uname -r); xapi $(ls -l "$ADD/xapi" | awk '{print $5}') bytes"
 mkdir -p "$STATE"
 t=$(now)
-XAPI_ROOT_PASSWORD=lab-root XAPI_LOG=${XAPI_LOG:-info} "$ADD/xapi" --backend "$BACKEND" \
+NO_COLOR=1 XAPI_ROOT_PASSWORD=lab-root XAPI_LOG=${XAPI_LOG:-info} "$ADD/xapi" --backend "$BACKEND" \
     --state-dir "$STATE" --http off --https off --socket "$XE_SOCKET" >"$STATE/xapi.log" 2>&1 &
 XAPI_PID=$!
-if wait_for 120 grep -q '^xapi: ready' "$STATE/xapi.log"; then
+ready_or_dead() { grep -q '^xapi: ready' "$STATE/xapi.log" || ! kill -0 "$XAPI_PID" 2>/dev/null; }
+wait_for 120 ready_or_dead
+if grep -q '^xapi: ready' "$STATE/xapi.log"; then
     ok "xapi --backend $BACKEND is ready after $(since "$t")s"
 else
     not_ok "xapi --backend $BACKEND did not become ready"
@@ -180,11 +186,16 @@ check "vm-unpause" xe vm-unpause uuid="$vm"
 state "unpaused" "$vm" running
 saw_console "pv" "$log" GUEST-INIT-OK
 say "boot to GUEST-INIT-OK: $(since "$t")s"
-if wait_for 60 sh -c "'$XE' vm-param-get uuid=$vm param-name=os-version | grep -q 'lab guest'"; then
+# The lab guest writes data/os_version/name; the simulated one reports SimLinux.
+os_name="lab guest"; on_xen || os_name=SimLinux
+if wait_for 30 sh -c "'$XE' vm-param-get uuid=$vm param-name=os-version | grep -q '$os_name'"; then
     ok "guest data/os_version reaches VM_guest_metrics"
 else
     not_ok "guest metrics: os-version '$(xe_get vm "$vm" os-version 2>&1)'"
-    on_xen && say "xenstore: $(xenstore-ls "/local/domain/$(xe_get vm "$vm" dom-id)" 2>&1 | grep -e data -e feature | head)"
+    if on_xen; then
+        say "xenstore of the domain:"; xenstore-ls -p "/local/domain/$(xe_get vm "$vm" dom-id)" 2>&1 | head -40
+        say "console:"; cat "$log"
+    fi
 fi
 check "vm-pause" xe vm-pause uuid="$vm"
 state "paused" "$vm" paused
@@ -214,7 +225,7 @@ if on_xen; then
     state "self poweroff" "$vm" halted
 fi
 xe vm-shutdown uuid="$vm" --force >/dev/null 2>&1
-check "vm-uninstall" xe vm-uninstall uuid="$vm" force=true
+check "vm-uninstall" quiet xe vm-uninstall uuid="$vm" force=true
 
 # ---------------------------------------------------------------- PVH guest ----
 say "PVH guest"
@@ -230,7 +241,7 @@ on_xen && eq "xl sees a PVH domain" \
     "$(xl list -l "$(xe_get vm "$vm" dom-id)" 2>/dev/null | grep -o '"type": "[a-z]*"' | head -1)" '"type": "pvh"'
 check "vm-shutdown pvh (clean)" xe vm-shutdown uuid="$vm"
 state "pvh clean_shutdown" "$vm" halted
-check "vm-uninstall pvh" xe vm-uninstall uuid="$vm" force=true
+check "vm-uninstall pvh" quiet xe vm-uninstall uuid="$vm" force=true
 
 # ------------------------------------------------------------ disk and VIF ----
 say "PV guest with a disk on the default SR and a VIF on xenbr0"
@@ -240,16 +251,22 @@ check "vm-install dev" [ -n "$vm" ]
 sr=$(xe pool-list params=default-SR --minimal)
 vdi=$(xe vdi-create sr-uuid="$sr" name-label=lab-disk virtual-size=16777216 type=user)
 check "vdi-create on the default SR" [ -n "$vdi" ]
-check "vbd-create" xe vbd-create vm-uuid="$vm" vdi-uuid="$vdi" device=0 bootable=false mode=RW type=Disk
+check "vbd-create" quiet xe vbd-create vm-uuid="$vm" vdi-uuid="$vdi" device=0 bootable=false mode=RW type=Disk
 net=$(xe network-list bridge=xenbr0 --minimal)
 check "a network on xenbr0" [ -n "$net" ]
-check "vif-create" xe vif-create vm-uuid="$vm" network-uuid="$net" device=0 mac=00:16:3e:00:00:02
+check "vif-create" quiet xe vif-create vm-uuid="$vm" network-uuid="$net" device=0 mac=00:16:3e:00:00:02
 check "vm-start with disk and vif" xe vm-start uuid="$vm"
 state "dev started" "$vm" running
 log=$(on_xen && log_file_of "$vm")
 saw_console "dev" "$log" "GUEST: wrote sector 1"
 if on_xen; then
     domid=$(xe_get vm "$vm" dom-id)
+    if ! grep -q "GUEST: wrote sector 1" "$log"; then
+        say "disk backend of domain $domid:"
+        xenstore-ls -p "/local/domain/0/backend" 2>&1 | grep -v -e '^ *frontend' | head -60
+        for p in /proc/[0-9]*; do tr '\0' ' ' <"$p/cmdline"; echo; done 2>/dev/null | grep -e qemu -e nbd
+        for f in /var/log/xen/*.log; do say "$f:"; tail -n 15 "$f"; done
+    fi
     eq "xl block-list shows one disk" "$(xl block-list "$domid" | awk 'NR > 1' | grep -c .)" 1
     eq "xl network-list shows one vif" "$(xl network-list "$domid" | awk 'NR > 1' | grep -c .)" 1
     check "vif$domid.0 is on bridge xenbr0" sh -c "ip -o link show master xenbr0 | grep -q 'vif$domid.0'"
@@ -260,6 +277,6 @@ state "dev clean_shutdown" "$vm" halted
 if on_xen; then
     check "what the guest wrote is in the VDI" sh -c "grep -rlq GUEST-WROTE-THIS '$STATE'"
 fi
-check "vm-uninstall dev" xe vm-uninstall uuid="$vm" force=true
+check "vm-uninstall dev" quiet xe vm-uninstall uuid="$vm" force=true
 agree "end"
 finish

@@ -11,7 +11,7 @@
 #         run-nested.sh run -a FILE ... 'cmd'  # -a (repeatable): copy FILE into dom0 /lab/add/
 #
 # The image is built from Debian packages only (debootstrap + apt): xen-hypervisor-4.17-amd64,
-# xen-utils-4.17, linux-image-amd64, busybox-static. dom0 runs from an initramfs; its /init
+# xen-utils-4.17, linux-image-amd64, busybox-static, qemu-system-xen (qdisk). dom0 runs from an initramfs; its /init
 # starts xenstored and xenconsoled, runs the command, powers the machine off. The image is
 # rebuilt when this script changes (cached steps: ~5 s; from scratch with debootstrap:
 # ~1.5 min); the first build needs the Debian mirror this machine's apt uses.
@@ -19,7 +19,7 @@
 # Binaries: XAPI_BIN / XE_BIN take prebuilt ones; otherwise
 #   cargo build -p xapi-daemon --features xen --bin xapi && cargo build -p xe-cli
 # runs in the repository (CARGO_TARGET_DIR honoured; CARGO_PROFILE, default dev). They
-# are stripped of debug info before copying (dom0's initramfs lives in its RAM).
+# are stripped and gzip'd before copying (dom0's initramfs lives in its RAM).
 #
 # Inside dom0, for guests:
 #   /lab/guest/vmlinux.gz  the Debian kernel as a gzip'd ELF (libxenguest would otherwise
@@ -38,7 +38,8 @@
 # stamps, is kept in $LAB_DIR/last-serial.log.
 #
 # Environment: LAB_DIR (/var/tmp/xapi-rs-xen-lab), TIMEOUT (900 s for the whole qemu run),
-#   QEMU_MEM (1024 MiB), DOM0_MEM (384M; less cannot unpack the initramfs), SMP (2),
+#   QEMU_MEM (1536 MiB), DOM0_MEM (768M: the initramfs is unpacked into half of it, and the
+#   debug-built xapi needs ~200 MB; with 384M the image fits, the binaries do not),, SMP (2),
 #   QEMU_CPU (max), TB_SIZE (256 MiB TCG cache), GUEST_MEM (128; the Debian kernel alone
 #   needs ~58 MiB), MIRROR (default: the first Debian URI in this machine's apt sources),
 #   SUITE (bookworm), XEN_EXTRA ("smap=0 smep=0": keep those), DOM0_EXTRA (dom0 kernel args;
@@ -51,8 +52,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 LAB_DIR=${LAB_DIR:-/var/tmp/xapi-rs-xen-lab}
 TIMEOUT=${TIMEOUT:-900}
-QEMU_MEM=${QEMU_MEM:-1024}
-DOM0_MEM=${DOM0_MEM:-384M}
+QEMU_MEM=${QEMU_MEM:-1536}
+DOM0_MEM=${DOM0_MEM:-768M}
 SMP=${SMP:-2}
 TB_SIZE=${TB_SIZE:-256}
 QEMU_CPU=${QEMU_CPU:-max}
@@ -88,6 +89,20 @@ build_rootfs() {
         "$SUITE" "$ROOTFS" "$mirror" >"$LAB_DIR/debootstrap.log" 2>&1 \
         || { tail -20 "$LAB_DIR/debootstrap.log" >&2; exit 1; }
     touch "$ROOTFS/.debootstrap-done"
+}
+
+# Packages beyond the debootstrap set: qemu-system-xen serves qdisk (libxl's user-space
+# block backend, which reads the daemon's NBD exports of VDIs).
+DOM0_PACKAGES="qemu-system-xen"
+build_packages() {
+    [ "$(cat "$ROOTFS/.packages-done" 2>/dev/null)" = "$DOM0_PACKAGES" ] && return 0
+    log "installing $DOM0_PACKAGES into the rootfs"
+    chroot "$ROOTFS" apt-get -q update >"$LAB_DIR/packages.log" 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive chroot "$ROOTFS" apt-get -q install -y \
+            --no-install-recommends $DOM0_PACKAGES >>"$LAB_DIR/packages.log" 2>&1 \
+        || { tail -20 "$LAB_DIR/packages.log" >&2; exit 1; }
+    chroot "$ROOTFS" apt-get clean
+    echo "$DOM0_PACKAGES" >"$ROOTFS/.packages-done"
 }
 
 # linux-image-amd64 is a metapackage: fetch the versioned image package with the chroot's
@@ -214,7 +229,7 @@ write_guest() {
     # What the kernel runs on a toolstack "poweroff" request (drivers/xen/manage.c calls
     # orderly_poweroff, which execs /sbin/poweroff): our init is no busybox init, so power
     # off directly.
-    printf '#!/bin/sh\necho "GUEST-DONE poweroff requested"\nexec /bin/busybox poweroff -f\n' \
+    printf '#!/bin/sh\necho "GUEST-DONE poweroff requested" >/dev/console\nexec /bin/busybox poweroff -f\n' \
         >"$gi/sbin/poweroff"
     chmod 755 "$gi/sbin/poweroff"
     cat >"$gi/init" <<'GUESTINIT'
@@ -305,7 +320,8 @@ build_base_cpio() {
                -o -path ./usr/lib/modules -o -path ./boot -o -path ./tmp/kdeb \
                -o -path ./usr/lib/x86_64-linux-gnu/gconv -o -path ./usr/lib/x86_64-linux-gnu/perl-base \
                -o -path './usr/lib/udev/hwdb*' -o -path './usr/bin/python3*' -o -path './usr/bin/perl*' \
-               -o -path ./usr/lib/xen-4.17/boot/xen-shim \
+               -o -path ./usr/lib/xen-4.17/boot/xen-shim -o -path ./usr/lib/ipxe \
+               -o -path ./usr/share/seabios -o -path ./.packages-done \
                -o -path ./.debootstrap-done -o -path ./.kernel-done \) -prune -o -print
         echo ./usr/lib/modules; echo "./usr/lib/modules/$kver"
         ls -d ./usr/lib/modules/"$kver"/modules.*
@@ -332,6 +348,7 @@ do_build() {
     local t0=$SECONDS kver
     build_rootfs
     build_kernel
+    build_packages
     kver=$(cat "$ROOTFS/.kernel-done")
     mkdir -p "$ROOTFS/lab/bin" "$ROOTFS/lab/guest"
     touch "$ROOTFS/lab/end-of-image"
@@ -411,9 +428,12 @@ binaries() {
     fi
     [ -x "$XAPI_BIN" ] || die "no xapi binary at $XAPI_BIN"
     [ -x "$XE_BIN" ] || die "no xe binary at $XE_BIN"
-    mkdir -p "$STAGE/bin"
-    objcopy --strip-debug "$XAPI_BIN" "$STAGE/bin/xapi"
-    objcopy --strip-debug "$XE_BIN" "$STAGE/bin/xe"
+    # dom0's rootfs is its initramfs, in RAM and nearly full: ship the binaries stripped and
+    # gzip'd, for dom0 to unpack into a tmpfs.
+    rm -rf "$STAGE/bin"; mkdir -p "$STAGE/bin"
+    objcopy --strip-all "$XAPI_BIN" "$STAGE/bin/xapi"
+    objcopy --strip-all "$XE_BIN" "$STAGE/bin/xe"
+    tar -C "$STAGE/bin" -cf - xapi xe | gzip -1 >"$STAGE/bins.tar.gz"
 }
 
 do_tests() {
@@ -421,8 +441,9 @@ do_tests() {
     [ "$(id -u)" = 0 ] || die "must run as root"
     binaries
     ensure_image
-    do_run -a "$STAGE/bin/xapi" -a "$STAGE/bin/xe" -a "$HERE/dom0-tests.sh" \
-        'sh /lab/add/dom0-tests.sh' | tee "$out" || rc=$?
+    do_run -a "$STAGE/bins.tar.gz" -a "$HERE/dom0-tests.sh" \
+        'mkdir -p /tmp/lab-add && gzip -dc /lab/add/bins.tar.gz | tar -xf - -C /tmp/lab-add &&
+         rm /lab/add/bins.tar.gz && LAB_ADD=/tmp/lab-add sh /lab/add/dom0-tests.sh' | tee "$out" || rc=$?
     local summary
     summary=$(grep -a -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1 || true)
     log "${summary:-no summary (the dom0 test script did not finish)}; rc=$rc; wall $((SECONDS - t0))s"
