@@ -13,13 +13,14 @@ fn elf_needed(path: &Path) -> Vec<String> {
     const SHT_DYNAMIC: u32 = 6;
     const DT_NULL: u64 = 0;
     const DT_NEEDED: u64 = 1;
-    let bytes = std::fs::read(path).unwrap();
+    let bytes = std::fs::read(path).expect("read the binary");
     assert_eq!(&bytes[..4], b"\x7fELF", "{} is not ELF", path.display());
     assert_eq!(bytes[4], 2, "ELF64 expected");
     assert_eq!(bytes[5], 1, "little-endian ELF expected");
-    let u16_at = |o: usize| u16::from_le_bytes(bytes[o..o + 2].try_into().unwrap()) as usize;
-    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
-    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    let u16_at =
+        |o: usize| u16::from_le_bytes(bytes[o..o + 2].try_into().expect("2 bytes")) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
     let shoff = u64_at(0x28) as usize;
     let shentsize = u16_at(0x3a);
     let shnum = u16_at(0x3c);
@@ -48,8 +49,13 @@ fn elf_needed(path: &Path) -> Vec<String> {
             }
             if tag == DT_NEEDED {
                 let start = u64_at(entry + 8) as usize;
-                let len = strtab[start..].iter().position(|&b| b == 0).unwrap();
-                needed.push(String::from_utf8(strtab[start..start + len].to_vec()).unwrap());
+                let len = strtab[start..]
+                    .iter()
+                    .position(|&b| b == 0)
+                    .expect("a terminated name");
+                needed.push(
+                    String::from_utf8(strtab[start..start + len].to_vec()).expect("utf-8 name"),
+                );
             }
         }
     }
