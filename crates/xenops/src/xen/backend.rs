@@ -3,7 +3,7 @@
 //! step that turns hypervisor facts into `DomainEvent`s and tears down guests that shut down.
 //! Runs only on the libxl thread; never blocks waiting for a guest (callers do that).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use xenstore::{Client, XsOps};
 
 use super::errors::{self, Failed};
 use super::ffi::{RawDomain, Xen};
-use super::{libxl_json, paths};
+use super::{libxl_json, nbd, paths};
 use crate::device::{
     vbd_devid, vif_devid, ConsoleInfo, ConsoleLocation, ConsoleProtocol, DeviceInfo, DeviceKind,
     DeviceSpec, VbdBackend, VbdConfig, VbdKind, VifConfig, XenbusState,
@@ -42,6 +42,10 @@ struct Record {
     /// The last state published.
     #[serde(default)]
     last_state: Option<DomainState>,
+    /// The kernel NBD devices (`/dev/nbdN`) connected for this domain's NBD-backed VBDs
+    /// and CDs, by VBD device name; disconnected when the VBD or the domain goes.
+    #[serde(default)]
+    nbd: BTreeMap<String, PathBuf>,
 }
 
 /// The libxl thread's world.
@@ -324,7 +328,8 @@ impl Backend {
         if self.domid(&config.uuid).is_ok() {
             return Err(XenopsError::AlreadyExists(config.uuid));
         }
-        let doc = libxl_json::domain_config(config)?;
+        // Validates the config before anything is connected.
+        libxl_json::domain_config(config)?;
         let phys = self.physinfo()?;
         if config.memory.static_max > phys.free_memory {
             return Err(XenopsError::NotEnoughMemory {
@@ -338,7 +343,29 @@ impl Backend {
                 max: phys.max_vcpus_per_domain,
             });
         }
-        let json = doc.to_string();
+        let mut local = config.clone();
+        let mut connected = BTreeMap::new();
+        for vbd in &mut local.vbds {
+            match self.localise(vbd, &connected) {
+                Ok((changed, device)) => {
+                    *vbd = changed;
+                    if let Some(device) = device {
+                        connected.insert(vbd.device.clone(), device);
+                    }
+                }
+                Err(err) => {
+                    connected.values().for_each(|d| nbd::disconnect(d));
+                    return Err(err);
+                }
+            }
+        }
+        let json = match libxl_json::domain_config(&local) {
+            Ok(doc) => doc.to_string(),
+            Err(err) => {
+                connected.values().for_each(|d| nbd::disconnect(d));
+                return Err(err);
+            }
+        };
         debug!(vm = %config.uuid, config = %json, "libxl domain config");
         let failed = |rc| {
             errors::from_libxl(
@@ -350,11 +377,17 @@ impl Backend {
                 rc,
             )
         };
-        let domid = match image {
-            None => self.xen.create(&json).map_err(failed)?,
-            Some(path) => {
-                let file = File::open(path)?;
-                self.xen.restore(&json, file.as_raw_fd()).map_err(failed)?
+        let built = match image {
+            None => self.xen.create(&json).map_err(failed),
+            Some(path) => File::open(path)
+                .map_err(XenopsError::from)
+                .and_then(|file| self.xen.restore(&json, file.as_raw_fd()).map_err(failed)),
+        };
+        let domid = match built {
+            Ok(domid) => domid,
+            Err(err) => {
+                connected.values().for_each(|d| nbd::disconnect(d));
+                return Err(err);
             }
         };
         info!(vm = %config.uuid, domid, op, "domain built");
@@ -363,6 +396,7 @@ impl Backend {
             config: config.clone(),
             pending_target: None,
             last_state: Some(DomainState::Paused),
+            nbd: connected,
         };
         self.save(&record)?;
         self.records.insert(config.uuid, record);
@@ -471,6 +505,9 @@ impl Backend {
     /// The domain is gone: forget it and say so.
     fn gone(&mut self, uuid: Uuid, domid: u32) {
         self.halt_requested.remove(&domid);
+        if let Some(record) = self.records.get(&uuid) {
+            record.nbd.values().for_each(|d| nbd::disconnect(d));
+        }
         self.forget(&uuid);
         info!(vm = %uuid, domid, "domain destroyed");
         self.events.publish(DomainEvent::Destroyed { uuid, domid });
@@ -543,6 +580,43 @@ impl Backend {
         self.save(&record)
     }
 
+    /// The `/dev/nbdN` numbers in use by this backend, plus those in `also`.
+    fn nbd_taken(&self, also: &BTreeMap<String, PathBuf>) -> Vec<u32> {
+        self.records
+            .values()
+            .flat_map(|r| r.nbd.values())
+            .chain(also.values())
+            .filter_map(|d| nbd::device_number(d))
+            .collect()
+    }
+
+    /// The VBD as libxl gets it: an NBD export is connected to a kernel NBD device first
+    /// and becomes a `phy` disk on it (returned too, to be disconnected later).
+    fn localise(
+        &self,
+        vbd: &VbdConfig,
+        pending: &BTreeMap<String, PathBuf>,
+    ) -> Result<(VbdConfig, Option<PathBuf>)> {
+        let Some(VbdBackend::Nbd(uri)) = &vbd.backend else {
+            return Ok((vbd.clone(), None));
+        };
+        let device = nbd::connect(uri, &self.nbd_taken(pending))?;
+        Ok((libxl_json::on_local_device(vbd, &device), Some(device)))
+    }
+
+    /// Forget and disconnect the NBD device of a domain's VBD, if it has one.
+    fn release_nbd(&mut self, uuid: &Uuid, device: &str) -> Result<()> {
+        let Some(record) = self.records.get_mut(uuid) else {
+            return Ok(());
+        };
+        let Some(path) = record.nbd.remove(device) else {
+            return Ok(());
+        };
+        let record = record.clone();
+        nbd::disconnect(&path);
+        self.save(&record)
+    }
+
     /// `attach_vbd`.
     pub fn attach_vbd(&mut self, uuid: &Uuid, vbd: &VbdConfig) -> Result<DeviceInfo> {
         let record = self.record(uuid)?;
@@ -558,11 +632,27 @@ impl Backend {
             });
         }
         let domid = record.domid;
-        let json = libxl_json::disk(vbd)?.to_string();
-        self.xen
-            .disk_add(domid, &json)
-            .map_err(Self::device_failure(*uuid, "attach_vbd", &vbd.device))?;
+        libxl_json::disk(vbd)?;
+        let (local, nbd_device) = self.localise(vbd, &BTreeMap::new())?;
+        let added = libxl_json::disk(&local).and_then(|json| {
+            self.xen
+                .disk_add(domid, &json.to_string())
+                .map_err(Self::device_failure(*uuid, "attach_vbd", &vbd.device))
+        });
+        if let Err(err) = added {
+            if let Some(device) = &nbd_device {
+                nbd::disconnect(device);
+            }
+            return Err(err);
+        }
         self.update(uuid, |config| config.vbds.push(vbd.clone()))?;
+        if let Some(device) = nbd_device {
+            if let Some(record) = self.records.get_mut(uuid) {
+                record.nbd.insert(vbd.device.clone(), device);
+                let record = record.clone();
+                self.save(&record)?;
+            }
+        }
         Ok(self.device_info(domid, DeviceSpec::Vbd(vbd.clone()), &vbd.device, devid))
     }
 
@@ -589,7 +679,8 @@ impl Backend {
             .map_err(Self::device_failure(*uuid, "detach_vbd", device))?;
         self.update(uuid, |config| {
             config.vbds.retain(|v| v.device != vbd.device)
-        })
+        })?;
+        self.release_nbd(uuid, &vbd.device)
     }
 
     /// `insert_cd` (`Some`) and `eject_cd` (`None`).
@@ -622,15 +713,34 @@ impl Backend {
             backend: media.cloned(),
             ..vbd.clone()
         };
-        let json = libxl_json::disk(&changed)?.to_string();
-        self.xen
-            .cdrom_insert(domid, &json)
-            .map_err(Self::device_failure(*uuid, "change_cd", device))?;
+        libxl_json::disk(&changed)?;
+        let (local, nbd_device) = self.localise(&changed, &BTreeMap::new())?;
+        let inserted = libxl_json::disk(&local).and_then(|json| {
+            self.xen
+                .cdrom_insert(domid, &json.to_string())
+                .map_err(Self::device_failure(*uuid, "change_cd", device))
+        });
+        if let Err(err) = inserted {
+            if let Some(device) = &nbd_device {
+                nbd::disconnect(device);
+            }
+            return Err(err);
+        }
+        // The old media's NBD device (on eject) is no longer used.
+        self.release_nbd(uuid, &vbd.device)?;
         self.update(uuid, |config| {
             for v in config.vbds.iter_mut().filter(|v| v.device == vbd.device) {
                 v.backend = changed.backend.clone();
             }
-        })
+        })?;
+        if let Some(path) = nbd_device {
+            if let Some(record) = self.records.get_mut(uuid) {
+                record.nbd.insert(vbd.device.clone(), path);
+                let record = record.clone();
+                self.save(&record)?;
+            }
+        }
+        Ok(())
     }
 
     /// `attach_vif`.
@@ -725,6 +835,20 @@ impl Backend {
         }
         for child in self.xs.directory(&path).unwrap_or_default() {
             self.walk(home, &format!("{rel}/{child}"), depth - 1, out);
+        }
+    }
+
+    /// Guest-agent writes were seen for `domids`: publish `GuestAgentUpdated` for those
+    /// that are domains this backend built.
+    pub fn guest_agent_updated(&self, domids: &BTreeSet<u32>) {
+        for record in self.records.values() {
+            if domids.contains(&record.domid) {
+                debug!(vm = %record.config.uuid, domid = record.domid, "guest data changed");
+                self.events.publish(DomainEvent::GuestAgentUpdated {
+                    uuid: record.config.uuid,
+                    domid: record.domid,
+                });
+            }
         }
     }
 

@@ -160,6 +160,15 @@ pub fn disk(vbd: &VbdConfig) -> Result<Value> {
     Ok(disk)
 }
 
+/// The VBD with its data on a local block device (a kernel NBD device connected to its
+/// export): libxl then gets a blkback (`phy`) disk instead of qdisk.
+pub fn on_local_device(vbd: &VbdConfig, device: &std::path::Path) -> VbdConfig {
+    VbdConfig {
+        backend: Some(VbdBackend::Path(device.to_path_buf())),
+        ..vbd.clone()
+    }
+}
+
 /// A `libxl_device_nic` document: a netback VIF on a bridge with the given MAC and MTU.
 pub fn nic(vif: &VifConfig) -> Result<Value> {
     let devid = crate::device::vif_devid(&vif.device)?;
@@ -361,6 +370,22 @@ mod tests {
         assert_eq!(nic["bridge"], "xenbr0");
         assert_eq!(nic["mac"], "00:16:3e:aa:bb:0c");
         assert_eq!(nic["mtu"], 1500);
+    }
+
+    #[test]
+    fn an_nbd_vbd_on_its_kernel_device_becomes_a_blkback_disk() {
+        let vbd = VbdConfig {
+            device: "xvda".into(),
+            kind: VbdKind::Disk,
+            mode: VbdMode::Rw,
+            backend: Some(VbdBackend::Nbd("nbd+unix:///v?socket=/s".into())),
+        };
+        let local = on_local_device(&vbd, std::path::Path::new("/dev/nbd2"));
+        assert_eq!(local.device, "xvda");
+        let doc = disk(&local).unwrap();
+        assert_eq!(doc["backend"], "phy");
+        assert_eq!(doc["pdev_path"], "/dev/nbd2");
+        assert_eq!(doc["readwrite"], 1);
     }
 
     #[test]

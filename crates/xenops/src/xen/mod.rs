@@ -8,7 +8,8 @@
 //!                       │ Request over mpsc, reply over a oneshot-style channel
 //!                       ▼
 //!                  libxl thread: owns the libxl_ctx + xc_interface (ffi::Xen)
-//!  xenstored ◄── watcher thread: @introduceDomain/@releaseDomain ──► EventBus
+//!  xenstored ◄── watcher threads: @introduceDomain/@releaseDomain, and guest writes under
+//!                /local/domain/*/{data,attr,control} ──► libxl thread ──► EventBus
 //! ```
 //!
 //! All `unsafe` code lives in `ffi`; every other module here is safe. The module never sees
@@ -20,9 +21,10 @@ mod dom0;
 pub mod errors;
 mod ffi;
 pub mod libxl_json;
+pub mod nbd;
 pub mod paths;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,12 @@ pub use dom0::{check_dom0, check_dom0_at};
 /// How often the libxl thread looks at the domain list when nothing else wakes it: a
 /// safety net under the xenstore watches.
 const POLL: Duration = Duration::from_secs(1);
+
+/// How long guest-data writes must pause before one `GuestAgentUpdated` goes out per
+/// domain (a guest agent writes many keys in a burst).
+const GUEST_DATA_QUIET: Duration = Duration::from_millis(200);
+/// The longest a burst of guest-data writes delays its `GuestAgentUpdated`.
+const GUEST_DATA_MAX_DELAY: Duration = Duration::from_secs(1);
 
 /// How to open the Xen backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +203,35 @@ fn watch_domains(jobs: Sender<Job>) -> Result<()> {
                 warn!(path, "xenstore watch ended");
             })?;
     }
+    let watch = xs
+        .watch(paths::DOMAINS, "xenops-guest-data")
+        .map_err(|err| XenopsError::State(format!("cannot watch {}: {err}", paths::DOMAINS)))?;
+    thread::Builder::new()
+        .name("xs-watch-guest-data".into())
+        .spawn(move || {
+            // Keep the connection (and so the watch) alive as long as the thread.
+            let _xs = xs;
+            while let Some(event) = watch.recv() {
+                let mut domids = BTreeSet::new();
+                domids.extend(paths::guest_data_domid(&event.path));
+                if domids.is_empty() {
+                    continue;
+                }
+                // Debounce: gather the rest of the burst.
+                let deadline = Instant::now() + GUEST_DATA_MAX_DELAY;
+                while Instant::now() < deadline {
+                    match watch.recv_timeout(GUEST_DATA_QUIET) {
+                        Some(event) => domids.extend(paths::guest_data_domid(&event.path)),
+                        None => break,
+                    }
+                }
+                let job: Job = Box::new(move |b| b.guest_agent_updated(&domids));
+                if jobs.send(job).is_err() {
+                    break;
+                }
+            }
+            warn!("xenstore watch of guest data ended");
+        })?;
     Ok(())
 }
 

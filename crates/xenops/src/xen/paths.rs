@@ -19,6 +19,29 @@ pub fn is_control_feature(name: &str) -> bool {
     name.starts_with("feature-")
 }
 
+/// Where the backend watches for guest-agent writes of every domain.
+pub const DOMAINS: &str = "/local/domain";
+
+/// The domid whose guest data a changed path belongs to: `/local/domain/<domid>/data/...`,
+/// `.../attr/...` or `.../control/feature-*` of a domain other than dom0; `None` for any
+/// other path (devices, memory, the watched root itself).
+pub fn guest_data_domid(path: &str) -> Option<u32> {
+    let rest = path.strip_prefix(DOMAINS)?.strip_prefix('/')?;
+    let mut parts = rest.split('/');
+    let domid: u32 = parts.next()?.parse().ok()?;
+    if domid == 0 {
+        return None;
+    }
+    let root = parts.next()?;
+    if GUEST_DATA_ROOTS.contains(&root) {
+        return Some(domid);
+    }
+    match parts.next() {
+        Some(name) if root == CONTROL && is_control_feature(name) => Some(domid),
+        _ => None,
+    }
+}
+
 /// The frontend directory of a device in the guest's xenstore area.
 pub fn frontend_path(domid: u32, kind: DeviceKind, devid: u32) -> String {
     format!("{}/device/{kind}/{devid}", domain_path(domid))
@@ -90,5 +113,29 @@ mod tests {
     fn only_feature_keys_of_control_are_guest_data() {
         assert!(is_control_feature("feature-shutdown"));
         assert!(!is_control_feature("shutdown"));
+    }
+
+    #[test]
+    fn guest_data_writes_map_to_their_domid() {
+        assert_eq!(
+            guest_data_domid("/local/domain/5/data/os_version/name"),
+            Some(5)
+        );
+        assert_eq!(guest_data_domid("/local/domain/5/data"), Some(5));
+        assert_eq!(guest_data_domid("/local/domain/12/attr/eth0/ip"), Some(12));
+        assert_eq!(
+            guest_data_domid("/local/domain/7/control/feature-suspend"),
+            Some(7)
+        );
+        assert_eq!(guest_data_domid("/local/domain/7/control/shutdown"), None);
+        assert_eq!(guest_data_domid("/local/domain/7/control"), None);
+        assert_eq!(
+            guest_data_domid("/local/domain/7/device/vbd/51712/state"),
+            None
+        );
+        assert_eq!(guest_data_domid("/local/domain/0/data/x"), None);
+        assert_eq!(guest_data_domid("/local/domain"), None);
+        assert_eq!(guest_data_domid("/local/domainx/5/data"), None);
+        assert_eq!(guest_data_domid("/local/domain/abc/data"), None);
     }
 }
