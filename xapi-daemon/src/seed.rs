@@ -95,8 +95,10 @@ fn seed(
             ..Default::default()
         },
     )?;
+    // The hypervisor's CPU count: dom0 sees only its own vCPUs in /proc/cpuinfo.
+    let n_cpus = (hv.physinfo.nr_cpus as usize).max(1);
     let cpu_info = map(&[
-        ("cpu_count", facts.cpus.len().to_string()),
+        ("cpu_count", n_cpus.to_string()),
         ("socket_count", facts.sockets.to_string()),
         ("vendor", facts.vendor.clone()),
         ("modelname", facts.model_name.clone()),
@@ -133,21 +135,13 @@ fn seed(
                     format!("24.12 (xapi-rs {})", env!("CARGO_PKG_VERSION")),
                 ),
                 ("xapi_build", env!("CARGO_PKG_VERSION").into()),
-                ("xen", "4.17.0-sim".into()),
+                ("xen", hv.physinfo.xen_version.clone()),
                 ("linux", facts.kernel.clone()),
                 ("hostname", facts.hostname.clone()),
                 ("date", DateTime::now().to_string()),
                 ("dbv", "2024.0101".into()),
             ]),
-            capabilities: [
-                "xen-3.0-x86_64",
-                "hvm-3.0-x86_32",
-                "hvm-3.0-x86_64",
-                "hvm-3.0-x86_32p",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            capabilities: hv.physinfo.capabilities.clone(),
             cpu_info: cpu_info.clone(),
             sched_policy: "credit".into(),
             supported_bootloaders: vec!["pygrub".into(), "eliloader".into()],
@@ -162,7 +156,12 @@ fn seed(
             ..Default::default()
         },
     )?;
-    for (i, cpu) in facts.cpus.iter().enumerate() {
+    for i in 0..n_cpus {
+        let speed = facts
+            .cpus
+            .get(i)
+            .copied()
+            .unwrap_or(f64::from(hv.physinfo.cpu_mhz));
         insert(
             txn,
             tables,
@@ -172,7 +171,7 @@ fn seed(
                 host: host.clone(),
                 number: i as i64,
                 vendor: facts.vendor.clone(),
-                speed: cpu.round() as i64,
+                speed: speed.round() as i64,
                 modelname: facts.model_name.clone(),
                 family: facts.family,
                 model: facts.model,

@@ -80,6 +80,14 @@ pub fn open_sim(
     tables: &Tables,
 ) -> Result<Arc<dyn Hypervisor>, XenopsError> {
     let mut config = SimConfig::default();
+    // The simulated host has as many CPUs as the machine it runs on (one socket, one thread
+    // per core), so `host_cpu` looks like the machine, as it did before the hypervisor
+    // reported the count.
+    if let Ok(n) = std::thread::available_parallelism() {
+        config.sockets = 1;
+        config.threads_per_core = 1;
+        config.cores_per_socket = u32::try_from(n.get()).unwrap_or(u32::MAX);
+    }
     if let Some(t) = tables.table(<classes::Vm as Class>::INDEX) {
         let dom0 = Expr::parse(r#"field "is_control_domain" = "true""#)
             .ok()
