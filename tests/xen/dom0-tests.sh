@@ -268,6 +268,8 @@ if on_xen; then
         for f in /var/log/xen/*.log; do say "$f:"; tail -n 15 "$f"; done
     fi
     eq "xl block-list shows one disk" "$(xl block-list "$domid" | awk 'NR > 1' | grep -c .)" 1
+    check "the SR disk is blkback on a kernel NBD device" sh -c \
+        "xenstore-read /local/domain/0/backend/vbd/$domid/51712/params | grep -q '^/dev/nbd'"
     eq "xl network-list shows one vif" "$(xl network-list "$domid" | awk 'NR > 1' | grep -c .)" 1
     check "vif$domid.0 is on bridge xenbr0" sh -c "ip -o link show master xenbr0 | grep -q 'vif$domid.0'"
     check "the guest sees its network link" grep -q "GUEST: links:.*eth0" "$log"
@@ -276,6 +278,7 @@ check "vm-shutdown dev (clean)" xe vm-shutdown uuid="$vm"
 state "dev clean_shutdown" "$vm" halted
 if on_xen; then
     check "what the guest wrote is in the VDI" sh -c "grep -rlq GUEST-WROTE-THIS '$STATE'"
+    check "no NBD device is left connected" sh -c "! ls /sys/block/nbd*/pid >/dev/null 2>&1"
 fi
 check "vm-uninstall dev" quiet xe vm-uninstall uuid="$vm" force=true
 agree "end"

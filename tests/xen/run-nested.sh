@@ -11,7 +11,7 @@
 #         run-nested.sh run -a FILE ... 'cmd'  # -a (repeatable): copy FILE into dom0 /lab/add/
 #
 # The image is built from Debian packages only (debootstrap + apt): xen-hypervisor-4.17-amd64,
-# xen-utils-4.17, linux-image-amd64, busybox-static, qemu-system-xen (qdisk). dom0 runs from an initramfs; its /init
+# xen-utils-4.17, linux-image-amd64, busybox-static, nbd-client. dom0 runs from an initramfs; its /init
 # starts xenstored and xenconsoled, runs the command, powers the machine off. The image is
 # rebuilt when this script changes (cached steps: ~5 s; from scratch with debootstrap:
 # ~1.5 min); the first build needs the Debian mirror this machine's apt uses.
@@ -63,7 +63,7 @@ SUITE=${SUITE:-bookworm}
 # exception bounce (#PF in create_bounce_frame).
 XEN_EXTRA=${XEN_EXTRA:-smap=0 smep=0}
 DOM0_EXTRA=${DOM0_EXTRA:-}
-DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback loop bridge tun"
+DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback xen-netback loop bridge tun nbd"
 
 ROOTFS=$LAB_DIR/rootfs
 STAGE=$LAB_DIR/stage
@@ -91,16 +91,25 @@ build_rootfs() {
     touch "$ROOTFS/.debootstrap-done"
 }
 
-# Packages beyond the debootstrap set: qemu-system-xen serves qdisk (libxl's user-space
-# block backend, which reads the daemon's NBD exports of VDIs).
-DOM0_PACKAGES="qemu-system-xen"
+# Packages beyond the debootstrap set: nbd-client connects the daemon's NBD exports of
+# VDIs to /dev/nbdN, which blkback serves to guests (no qemu needed in dom0). Packages a
+# previous version of this list installed are purged.
+DOM0_PACKAGES="nbd-client"
 build_packages() {
-    [ "$(cat "$ROOTFS/.packages-done" 2>/dev/null)" = "$DOM0_PACKAGES" ] && return 0
-    log "installing $DOM0_PACKAGES into the rootfs"
-    chroot "$ROOTFS" apt-get -q update >"$LAB_DIR/packages.log" 2>&1 &&
+    local old p purge=""
+    old=$(cat "$ROOTFS/.packages-done" 2>/dev/null || true)
+    [ "$old" = "$DOM0_PACKAGES" ] && return 0
+    for p in $old; do case " $DOM0_PACKAGES " in *" $p "*) ;; *) purge="$purge $p";; esac; done
+    log "installing $DOM0_PACKAGES into the rootfs${purge:+ (purging$purge)}"
+    # No services start inside the chroot.
+    printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"; chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
+    { [ -z "$purge" ] || DEBIAN_FRONTEND=noninteractive chroot "$ROOTFS" apt-get -q purge -y \
+            --autoremove $purge >"$LAB_DIR/packages.log" 2>&1; } &&
+        chroot "$ROOTFS" apt-get -q update >>"$LAB_DIR/packages.log" 2>&1 &&
         DEBIAN_FRONTEND=noninteractive chroot "$ROOTFS" apt-get -q install -y \
             --no-install-recommends $DOM0_PACKAGES >>"$LAB_DIR/packages.log" 2>&1 \
-        || { tail -20 "$LAB_DIR/packages.log" >&2; exit 1; }
+        || { rm -f "$ROOTFS/usr/sbin/policy-rc.d"; tail -20 "$LAB_DIR/packages.log" >&2; exit 1; }
+    rm -f "$ROOTFS/usr/sbin/policy-rc.d"
     chroot "$ROOTFS" apt-get clean
     echo "$DOM0_PACKAGES" >"$ROOTFS/.packages-done"
 }
