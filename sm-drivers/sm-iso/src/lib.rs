@@ -98,6 +98,36 @@ fn images(dir: &Path) -> SmResult<Vec<(String, u64)>> {
     Ok(out)
 }
 
+/// The scan both read-only drivers share: every entry of the SR's directory becomes (or stays)
+/// a VDI, records of entries that went away are forgotten, and the SR's size is what it holds.
+pub(crate) fn scan_entries(
+    db: &dyn StorageDb,
+    sr: &SrContext,
+    entries: Vec<(String, u64)>,
+    info_for: impl Fn(&str, u64) -> SmResult<VdiInfo>,
+) -> SmResult<ScanResult> {
+    let mut vdis = Vec::new();
+    for (name, size) in entries {
+        let info = info_for(&name, size)?;
+        db.record_vdi(&sr.sr_uuid, &info)?;
+        vdis.push(info);
+    }
+    for known in db.vdis(&sr.sr_uuid)? {
+        if !vdis.iter().any(|v| v.uuid == known.uuid) {
+            db.forget_vdi(&sr.sr_uuid, &known.uuid)?;
+        }
+    }
+    let total = vdis.iter().map(|v| v.virtual_size).sum();
+    Ok(ScanResult {
+        stats: SrStats {
+            physical_size: total,
+            physical_utilisation: total,
+            virtual_allocation: total,
+        },
+        vdis,
+    })
+}
+
 impl IsoDriver {
     /// An ISO driver recording VDIs in `db`.
     pub fn new(db: std::sync::Arc<dyn StorageDb>) -> Self {
@@ -166,26 +196,9 @@ impl SrDriver for IsoDriver {
     }
 
     fn sr_scan(&self, sr: &SrContext) -> SmResult<ScanResult> {
-        let dir = directory(sr)?;
-        let mut vdis = Vec::new();
-        for (name, size) in images(&dir)? {
-            let info = self.info_for(sr, &name, size)?;
-            self.db.record_vdi(&sr.sr_uuid, &info)?;
-            vdis.push(info);
-        }
-        for known in self.db.vdis(&sr.sr_uuid)? {
-            if !vdis.iter().any(|v| v.uuid == known.uuid) {
-                self.db.forget_vdi(&sr.sr_uuid, &known.uuid)?;
-            }
-        }
-        let total = vdis.iter().map(|v| v.virtual_size).sum();
-        Ok(ScanResult {
-            stats: SrStats {
-                physical_size: total,
-                physical_utilisation: total,
-                virtual_allocation: total,
-            },
-            vdis,
+        let entries = images(&directory(sr)?)?;
+        scan_entries(&*self.db, sr, entries, |name, size| {
+            self.info_for(sr, name, size)
         })
     }
 

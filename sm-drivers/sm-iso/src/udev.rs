@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sm::{
     AttachResult, Capability, ConfigKey, DataPath, DriverInfo, ErrorCode, ScanResult, SmError,
-    SmResult, SrContext, SrDriver, SrStats, StorageDb, VdiId, VdiInfo,
+    SmResult, SrContext, SrDriver, StorageDb, VdiId, VdiInfo,
 };
 
 /// The SR type name.
@@ -157,26 +157,9 @@ impl SrDriver for UdevDriver {
     }
 
     fn sr_scan(&self, sr: &SrContext) -> SmResult<ScanResult> {
-        let dir = directory(sr)?;
-        let mut vdis = Vec::new();
-        for (name, size) in devices(&dir)? {
-            let info = self.info_for(sr, &name, size)?;
-            self.db.record_vdi(&sr.sr_uuid, &info)?;
-            vdis.push(info);
-        }
-        for known in self.db.vdis(&sr.sr_uuid)? {
-            if !vdis.iter().any(|v| v.uuid == known.uuid) {
-                self.db.forget_vdi(&sr.sr_uuid, &known.uuid)?;
-            }
-        }
-        let total = vdis.iter().map(|v| v.virtual_size).sum();
-        Ok(ScanResult {
-            stats: SrStats {
-                physical_size: total,
-                physical_utilisation: total,
-                virtual_allocation: total,
-            },
-            vdis,
+        let entries = devices(&directory(sr)?)?;
+        crate::scan_entries(&*self.db, sr, entries, |name, size| {
+            self.info_for(sr, name, size)
         })
     }
 
