@@ -138,7 +138,12 @@ pub fn transfer(target: &Target, path: &str, body: Body<'_>) -> Result<(u16, Vec
         }
         Body::Download(w) => Some(w),
     };
-    let (status, length, chunked) = read_head(&mut conn)?;
+    let Head {
+        status,
+        length,
+        chunked,
+        ..
+    } = read_head(&mut conn)?;
     match download {
         Some(w) if status == 200 && !chunked => {
             match length {
@@ -169,20 +174,32 @@ pub fn transfer(target: &Target, path: &str, body: Body<'_>) -> Result<(u16, Vec
     }
 }
 
-/// Reads a status line and headers: (status, content-length, chunked).
-fn read_head(conn: &mut BufReader<Box<dyn Stream>>) -> Result<(u16, Option<usize>, bool), String> {
+/// A response's status line and the headers that frame its body.
+struct Head {
+    status: u16,
+    length: Option<usize>,
+    chunked: bool,
+    /// The server closes the connection after this response.
+    close: bool,
+}
+
+/// Reads a status line and headers.
+fn read_head(conn: &mut BufReader<Box<dyn Stream>>) -> Result<Head, String> {
     let io = |e: std::io::Error| e.to_string();
     let mut line = String::new();
     if conn.read_line(&mut line).map_err(io)? == 0 {
         return Err("connection closed by server".into());
     }
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad HTTP status line {:?}", line.trim_end()))?;
-    let mut length = None;
-    let mut chunked = false;
+    let mut head = Head {
+        status: line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad HTTP status line {:?}", line.trim_end()))?,
+        length: None,
+        chunked: false,
+        close: line.starts_with("HTTP/1.0"),
+    };
     loop {
         line.clear();
         if conn.read_line(&mut line).map_err(io)? == 0 {
@@ -195,13 +212,15 @@ fn read_head(conn: &mut BufReader<Box<dyn Stream>>) -> Result<(u16, Option<usize
         if let Some((k, v)) = l.split_once(':') {
             let v = v.trim();
             if k.eq_ignore_ascii_case("content-length") {
-                length = v.parse::<usize>().ok();
+                head.length = v.parse::<usize>().ok();
             } else if k.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = v.eq_ignore_ascii_case("chunked");
+                head.chunked = v.eq_ignore_ascii_case("chunked");
+            } else if k.eq_ignore_ascii_case("connection") {
+                head.close = v.eq_ignore_ascii_case("close");
             }
         }
     }
-    Ok((status, length, chunked))
+    Ok(head)
 }
 
 /// Opens a new stream to `target`.
@@ -256,38 +275,12 @@ fn host_header(target: &Target) -> String {
 /// Reads one response: status, whether the server will close, and the body.
 fn read_reply(conn: &mut BufReader<Box<dyn Stream>>) -> Result<(u16, bool, Vec<u8>), String> {
     let io = |e: std::io::Error| e.to_string();
-    let mut line = String::new();
-    if conn.read_line(&mut line).map_err(io)? == 0 {
-        return Err("connection closed by server".into());
-    }
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad HTTP status line {:?}", line.trim_end()))?;
-    let mut length = None;
-    let mut chunked = false;
-    let mut close = line.starts_with("HTTP/1.0");
-    loop {
-        line.clear();
-        if conn.read_line(&mut line).map_err(io)? == 0 {
-            return Err("connection closed in HTTP headers".into());
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            let v = v.trim();
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.parse::<usize>().ok();
-            } else if k.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = v.eq_ignore_ascii_case("chunked");
-            } else if k.eq_ignore_ascii_case("connection") {
-                close = v.eq_ignore_ascii_case("close");
-            }
-        }
-    }
+    let Head {
+        status,
+        length,
+        chunked,
+        mut close,
+    } = read_head(conn)?;
     let body = if chunked {
         read_chunked(conn)?
     } else if let Some(len) = length {
