@@ -1,7 +1,8 @@
 //! VM export and import as XVA over HTTP: a VM whose disk holds known bytes is exported with
 //! `GET /export`, the tar carries upstream's member names (zero chunks left out), and
 //! `PUT /import` creates a new VM (new uuids) whose disk reads back the same bytes. Requests
-//! without a valid session get upstream's 401.
+//! without a valid session get upstream's 401. The export streams: a VM with several MiB of
+//! disk data comes back chunked, without a `Content-Length`.
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
@@ -14,6 +15,17 @@ const SIZE: usize = 3 * MIB + 4096;
 
 /// One HTTP/1.1 exchange on a fresh connection: (status, body).
 fn http(d: &TestDaemon, method: &str, target: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let (status, _, body) = http_with_headers(d, method, target, body);
+    (status, body)
+}
+
+/// One HTTP/1.1 exchange: (status, headers lower-cased, body with any chunking removed).
+fn http_with_headers(
+    d: &TestDaemon,
+    method: &str,
+    target: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut c = TcpStream::connect(d.http).expect("connect");
     let head = format!(
         "{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
@@ -27,13 +39,40 @@ fn http(d: &TestDaemon, method: &str, target: &str, body: &[u8]) -> (u16, Vec<u8
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .expect("reply headers");
-    let headers = String::from_utf8_lossy(&reply[..split]).to_string();
+    let headers = String::from_utf8_lossy(&reply[..split]).to_lowercase();
     let status = headers
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .expect("status code");
-    (status, reply[split + 4..].to_vec())
+    let raw = &reply[split + 4..];
+    let body = if headers.contains("transfer-encoding: chunked") {
+        dechunk(raw)
+    } else {
+        raw.to_vec()
+    };
+    (status, headers, body)
+}
+
+/// Removes HTTP/1.1 chunked framing; panics unless it ends with the last (empty) chunk.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let line = String::from_utf8_lossy(&raw[..eol]).to_string();
+        let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16)
+            .expect("hex chunk size");
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        assert_eq!(&raw[size..size + 2], b"\r\n", "chunk terminator");
+        raw = &raw[size + 2..];
+    }
 }
 
 /// The first sector belongs to the simulated guest, which writes its boot marker there.
@@ -71,11 +110,16 @@ fn nbd(d: &TestDaemon, api: &mut Api, vdi: &str) -> nbd::Client {
 
 /// A halted VM with one disk of `SIZE` bytes on the default SR and one VIF.
 fn source_vm(api: &mut Api) -> String {
+    source_vm_of(api, SIZE)
+}
+
+/// A halted VM with one disk of `size` bytes on the default SR and one VIF.
+fn source_vm_of(api: &mut Api, size: usize) -> String {
     let template = strings(api.ok("VM.get_by_name_label", vec![s("Debian Bookworm 12")])).remove(0);
     let vm = api.string("VM.clone", vec![s(&template), s("exported")]);
     api.ok("VM.remove_from_other_config", vec![s(&vm), s("disks")]);
     let spec = format!(
-        r#"<provision><disk device="0" size="{SIZE}" sr="" bootable="true" type="system"/></provision>"#
+        r#"<provision><disk device="0" size="{size}" sr="" bootable="true" type="system"/></provision>"#
     );
     api.ok("VM.add_to_other_config", vec![s(&vm), s("disks"), s(&spec)]);
     api.ok("VM.provision", vec![s(&vm)]);
@@ -246,4 +290,70 @@ fn export_and_import_refuse_a_bad_session_with_401() {
         String::from_utf8_lossy(&body)
     );
     assert_eq!(strings(api.ok("VM.get_all", vec![])).len(), before);
+}
+
+#[test]
+fn a_large_export_streams_chunked_and_finishes_its_task() {
+    const BIG: usize = 8 * MIB;
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let vm = source_vm_of(&mut api, BIG);
+    let vdi = disk_vdi(&mut api, &vm);
+    start(&mut api, &vm);
+    // Every tar chunk holds data, so nothing is left out and the XVA outgrows the disk.
+    let fill: Vec<u8> = (0..BIG - MIB).map(|i| (i % 251 + 1) as u8).collect();
+    let mut c = nbd(&d, &mut api, &vdi);
+    c.write_at(MIB as u64, &fill).unwrap();
+    c.write_at(GUEST_SECTOR as u64, &[0x33; 4096]).unwrap();
+    c.flush().unwrap();
+    c.disconnect().unwrap();
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+
+    let session = api.session.clone();
+    let task = api.string("task.create", vec![s("export"), s("")]);
+    let (status, headers, xva) = http_with_headers(
+        &d,
+        "GET",
+        &format!("/export?session_id={session}&ref={vm}&task_id={task}"),
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&xva));
+    // Streamed: the length is not known up front, so HTTP/1.1 frames it in chunks.
+    assert!(
+        headers.contains("transfer-encoding: chunked"),
+        "not streamed: {headers}"
+    );
+    assert!(!headers.contains("content-length"), "{headers}");
+    assert!(xva.len() > BIG, "{} bytes", xva.len());
+    // The task is finished by the time the body has ended.
+    assert_eq!(text(&mut api, "task", &task, "status"), "success");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vm.xva");
+    std::fs::write(&file, &xva).unwrap();
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&file)
+        .output()
+        .expect("tar is installed");
+    assert!(listing.status.success(), "tar rejects the streamed XVA");
+    let names = String::from_utf8_lossy(&listing.stdout).lines().count();
+    // ova.xml and eight chunks with their checksums.
+    assert_eq!(names, 1 + 2 * 8);
+    let chunk = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(&file)
+        .arg(format!(
+            "{}/00000005",
+            String::from_utf8_lossy(&listing.stdout)
+                .lines()
+                .nth(1)
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(chunk.stdout[..], fill[4 * MIB..5 * MIB]);
 }

@@ -1,11 +1,13 @@
 //! The HTTP front: plain HTTP, HTTPS and the unix socket, one hyper HTTP/1.1 connection task
 //! each (keep-alive, TCP_NODELAY), routing RPC paths to `rpc`, `/blob` to its handler and
 //! `/export` / `/import` (XVA) to `importexport`.
-//! Owns no API semantics.
+//! Owns no API semantics. Replies carry a boxed body: most are one buffer (`full`), the XVA
+//! export streams.
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
@@ -20,7 +22,17 @@ use tokio_rustls::TlsAcceptor;
 use crate::app::App;
 use crate::dispatch::Origin;
 
-type Reply = Response<Full<Bytes>>;
+/// A reply: its body is either one buffer or a stream that may end in an I/O error (which
+/// makes hyper drop the connection, so a truncated body cannot pass for a complete one).
+pub type Reply = Response<BoxBody<Bytes, std::io::Error>>;
+
+/// A whole-buffer body in the boxed form every reply uses (it keeps its exact length, so
+/// it still goes out with `Content-Length`).
+pub fn full(body: impl Into<Bytes>) -> BoxBody<Bytes, std::io::Error> {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
 
 /// Accepts TCP connections forever, optionally through TLS.
 pub async fn serve_tcp(app: Arc<App>, listener: TcpListener, tls: Option<TlsAcceptor>) {
@@ -88,7 +100,7 @@ where
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -228,18 +228,32 @@ fn disks(t: &Table) -> Vec<(String, String, u64)> {
     out
 }
 
-/// The whole XVA of `vm`.
-pub fn export(c: &Caller, vm: &str) -> ApiResult<Vec<u8>> {
-    let t = collect(c, vm)?;
-    let head = header(c, &t)?;
+/// What an export needs before its first byte goes out: the objects and the `ova.xml`
+/// header. Building it checks the VM exists and is readable, so such errors can still get a
+/// proper HTTP error reply.
+pub struct Plan {
+    table: Table,
+    head: Value,
+}
+
+/// Collects the objects exported with `vm` and builds the header.
+pub fn prepare(c: &Caller, vm: &str) -> ApiResult<Plan> {
+    let table = collect(c, vm)?;
+    let head = header(c, &table)?;
+    Ok(Plan { table, head })
+}
+
+/// Writes the XVA of `plan` to `out`: `ova.xml`, then each disk's chunks, then the tar's end.
+/// A write error (the client went away) stops it.
+pub fn write<W: std::io::Write>(c: &Caller, plan: &Plan, out: W) -> ApiResult<W> {
     let io = |e: std::io::Error| ApiError::internal(format!("export: {e}"));
-    let mut tar = tar::Builder::new(Vec::new());
+    let mut tar = tar::Builder::new(out);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format::append(&mut tar, format::OVA_XML, &format::ova_xml(&head), now).map_err(io)?;
-    for (id, vdi, size) in disks(&t) {
+    format::append(&mut tar, format::OVA_XML, &format::ova_xml(&plan.head), now).map_err(io)?;
+    for (id, vdi, size) in disks(&plan.table) {
         let mut reader = Disk::reader(&c.app, &vdi)?;
         let result = (|| -> ApiResult<()> {
             let last = format::last_chunk(size);

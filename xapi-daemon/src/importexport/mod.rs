@@ -8,16 +8,21 @@
 //! Objects are read and created through the XenAPI itself (`dispatch::call` with the
 //! caller's session, so RBAC applies); disk data goes through the storage layer's data paths.
 //! The tar layout lives in `format`, the two directions in `export` and `import`.
+//!
+//! An export streams: the session, the VM and `ova.xml` are checked and built first (so
+//! their errors get a proper HTTP status), then the tar is written on a blocking thread into
+//! a bounded channel (`stream`) that the response body drains, so memory stays bounded
+//! whatever the disks' size. An error after the header went out aborts the body.
 pub mod disk;
 pub mod export;
 pub mod format;
 pub mod import;
+pub mod stream;
 
 use std::io::Write;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
@@ -26,6 +31,7 @@ use xapi_idl::{ApiError, ApiResult, Value};
 use crate::actions::blob::query_args;
 use crate::app::App;
 use crate::dispatch::{self, Origin};
+use crate::server::{full, Reply};
 
 /// Makes XenAPI calls on behalf of an HTTP request from a blocking thread.
 pub struct Caller {
@@ -70,10 +76,11 @@ pub fn s(text: &str) -> Value {
     Value::String(text.to_owned())
 }
 
-type Reply = Response<Full<Bytes>>;
+/// How many chunks of `stream::CHUNK` bytes an export may have waiting for the client.
+const EXPORT_CHUNKS: usize = 4;
 
 fn text(status: StatusCode, body: &str) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_owned())));
+    let mut r = Response::new(full(body.to_owned()));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -166,8 +173,8 @@ pub async fn handle_export(app: Arc<App>, origin: Origin, req: Request<Incoming>
         return unauthorised();
     };
     let args2 = args.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let out = (|| {
+    let prepared = tokio::task::spawn_blocking(move || {
+        let plan = (|| {
             let vm = match (arg(&args2, "ref"), arg(&args2, "uuid")) {
                 (Some(r), _) => r.to_owned(),
                 (None, Some(u)) => c.call_string("VM.get_by_uuid", vec![s(u)])?,
@@ -178,34 +185,78 @@ pub async fn handle_export(app: Arc<App>, origin: Origin, req: Request<Incoming>
                     ))
                 }
             };
-            export::export(&c, &vm)
+            export::prepare(&c, &vm)
         })();
-        c.close();
-        out
+        match plan {
+            Ok(plan) => Ok((c, plan)),
+            Err(e) => {
+                c.close();
+                Err(e)
+            }
+        }
     })
     .await
     .unwrap_or_else(|e| Err(ApiError::internal(e)));
-    match result {
-        Ok(bytes) => {
-            finish_task(&app, &args, &Ok(s("")));
-            let mut r = Response::new(Full::new(Bytes::from(bytes)));
-            let h = r.headers_mut();
-            h.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            h.insert(
-                "content-disposition",
-                HeaderValue::from_static("attachment; filename=\"export.xva\""),
-            );
-            if let Some(v) = arg(&args, "task_id").and_then(|t| HeaderValue::from_str(t).ok()) {
-                h.insert("task-id", v);
-            }
-            r
-        }
+    let (c, plan) = match prepared {
+        Ok(x) => x,
         Err(e) => {
             finish_task(&app, &args, &Err(e.clone()));
-            api_error_reply(&e)
+            return api_error_reply(&e);
+        }
+    };
+    let (writer, body) = stream::channel(EXPORT_CHUNKS, stream::CHUNK);
+    let args2 = args.clone();
+    let app2 = app.clone();
+    tokio::task::spawn_blocking(move || stream_export(&app2, &args2, c, &plan, writer));
+    let mut r = Response::new(body.boxed());
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(
+        "content-disposition",
+        HeaderValue::from_static("attachment; filename=\"export.xva\""),
+    );
+    if let Some(v) = arg(&args, "task_id").and_then(|t| HeaderValue::from_str(t).ok()) {
+        h.insert("task-id", v);
+    }
+    r
+}
+
+/// Writes the XVA into the response body (on a blocking thread), then records the outcome:
+/// success only once the last chunk is handed over, and before the body ends (so a client
+/// that has read it all finds the task finished). A failure aborts the body.
+fn stream_export(
+    app: &App,
+    args: &[(String, String)],
+    c: Caller,
+    plan: &export::Plan,
+    mut writer: stream::ChunkWriter,
+) {
+    let written = export::write(&c, plan, &mut writer).map(|_| ());
+    c.close();
+    let outcome = written.and_then(|_| {
+        writer
+            .flush()
+            .map_err(|e| ApiError::internal(format!("export: {e}")))
+    });
+    match outcome {
+        Ok(()) => {
+            finish_task(app, args, &Ok(s("")));
+            if let Err(e) = app.db.sync() {
+                tracing::warn!(error = %e, "cannot commit the export task's outcome");
+            }
+            drop(writer);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "export failed after the reply started");
+            finish_task(app, args, &Err(e.clone()));
+            if let Err(e) = app.db.sync() {
+                tracing::warn!(error = %e, "cannot commit the export task's outcome");
+            }
+            // The client may be gone already (then there is nobody to tell).
+            let _ = writer.abort(std::io::Error::other(e.to_string()));
         }
     }
 }
