@@ -161,8 +161,7 @@ pub fn transfer(target: &Target, path: &str, body: Body<'_>) -> Result<(u16, Vec
             Ok((status, Vec::new()))
         }
         Some(w) if status == 200 => {
-            let data = read_chunked(&mut conn)?;
-            w.write_all(&data).map_err(io)?;
+            copy_chunked(&mut conn, w, None)?;
             w.flush().map_err(io)?;
             Ok((status, Vec::new()))
         }
@@ -302,14 +301,28 @@ fn read_reply(conn: &mut BufReader<Box<dyn Stream>>) -> Result<(u16, bool, Vec<u
 }
 
 fn read_chunked(conn: &mut BufReader<Box<dyn Stream>>) -> Result<Vec<u8>, String> {
-    let io = |e: std::io::Error| e.to_string();
     let mut body = Vec::new();
+    copy_chunked(conn, &mut body, Some(MAX_BODY))?;
+    Ok(body)
+}
+
+/// Decodes a chunked body into `out` as it arrives (a file download of any size streams
+/// through); with `limit`, refuses a body larger than that.
+fn copy_chunked(
+    conn: &mut BufReader<Box<dyn Stream>>,
+    out: &mut dyn Write,
+    limit: Option<usize>,
+) -> Result<u64, String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut total: u64 = 0;
     let mut line = String::new();
     loop {
         line.clear();
-        conn.read_line(&mut line).map_err(io)?;
+        if conn.read_line(&mut line).map_err(io)? == 0 {
+            return Err("connection closed before the end of the chunked body".into());
+        }
         let size_text = line.trim().split(';').next().unwrap_or("");
-        let size = usize::from_str_radix(size_text, 16)
+        let size = u64::from_str_radix(size_text, 16)
             .map_err(|_| format!("bad chunk size {size_text:?}"))?;
         if size == 0 {
             // Trailers end with an empty line.
@@ -319,15 +332,59 @@ fn read_chunked(conn: &mut BufReader<Box<dyn Stream>>) -> Result<Vec<u8>, String
                     break;
                 }
             }
-            return Ok(body);
+            return Ok(total);
         }
-        if body.len() + size > MAX_BODY {
+        total = total.saturating_add(size);
+        if limit.is_some_and(|l| total > l as u64) {
             return Err("chunked response is too large".into());
         }
-        let start = body.len();
-        body.resize(start + size, 0);
-        conn.read_exact(&mut body[start..]).map_err(io)?;
+        let copied = std::io::copy(&mut (&mut *conn).take(size), out).map_err(io)?;
+        if copied != size {
+            return Err("connection closed inside a chunk".into());
+        }
         line.clear();
         conn.read_line(&mut line).map_err(io)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection whose server already sent `wire` and closed.
+    fn conn_with(wire: &[u8]) -> BufReader<Box<dyn Stream>> {
+        let (mut server, client) = UnixStream::pair().unwrap();
+        server.write_all(wire).unwrap();
+        drop(server);
+        BufReader::new(Box::new(client))
+    }
+
+    #[test]
+    fn chunked_bodies_stream_into_the_writer_without_a_size_limit() {
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for (i, size) in [5usize, 70_000, 1].into_iter().enumerate() {
+            let chunk = vec![b'a' + i as u8; size];
+            wire.extend_from_slice(format!("{size:x};ext=1\r\n").as_bytes());
+            wire.extend_from_slice(&chunk);
+            wire.extend_from_slice(b"\r\n");
+            expected.extend_from_slice(&chunk);
+        }
+        wire.extend_from_slice(b"0\r\nX-Trailer: y\r\n\r\n");
+        let mut out = Vec::new();
+        let n = copy_chunked(&mut conn_with(&wire), &mut out, None).unwrap();
+        assert_eq!(n, expected.len() as u64);
+        assert_eq!(out, expected);
+        // The same body through the bounded reader, with a limit it exceeds.
+        let err = copy_chunked(&mut conn_with(&wire), &mut Vec::new(), Some(1000)).unwrap_err();
+        assert!(err.contains("too large"), "{err}");
+    }
+
+    #[test]
+    fn a_body_cut_inside_a_chunk_is_an_error() {
+        let err = copy_chunked(&mut conn_with(b"10\r\nshort"), &mut Vec::new(), None).unwrap_err();
+        assert!(err.contains("inside a chunk"), "{err}");
+        let err = copy_chunked(&mut conn_with(b"3\r\nabc\r\n"), &mut Vec::new(), None).unwrap_err();
+        assert!(err.contains("before the end"), "{err}");
     }
 }
