@@ -56,6 +56,11 @@ pid=
 mounted=()
 cleanup() {
     if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    # Anything else still running inside the root (a daemon that outlived its parent, a hung xe).
+    local p
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && kill -9 "${p#/proc/}" 2>/dev/null
+    done
     local i
     for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
         umount "${mounted[i]}" 2>/dev/null || umount -l "${mounted[i]}" || true
@@ -101,7 +106,10 @@ echo "ExecStart: $exec_start"
 # Listeners on loopback instead of the installed 0.0.0.0:80/443; flags override /etc/xapi.conf.
 log=$root/tmp/xapi.log
 # shellcheck disable=SC2086 # ExecStart is a command line: split it as systemd does
-in_root $exec_start --http 127.0.0.1:0 --https 127.0.0.1:0 > "$log" 2>&1 &
+# Started directly (not through the in_root function, whose subshell would be what $! names),
+# so `pid` is the daemon itself and cleanup stops it.
+chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    $exec_start --http 127.0.0.1:0 --https 127.0.0.1:0 > "$log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do grep -q '^xapi: ready' "$log" && break; sleep 0.1; done
 grep -q '^xapi: ready' "$log" || { cat "$log"; fail "the installed daemon did not start"; }
