@@ -133,6 +133,25 @@ async fn caller(app: &Arc<App>, origin: Origin, args: &[(String, String)]) -> Op
     }
 }
 
+/// The request's caller, or the 401 reply (with its task, if any, failed) that refuses it.
+async fn authorised(
+    app: &Arc<App>,
+    origin: Origin,
+    args: &[(String, String)],
+) -> Result<Caller, Reply> {
+    match caller(app, origin, args).await {
+        Some(c) => Ok(c),
+        None => {
+            finish_task(
+                app,
+                args,
+                &Err(ApiError::new("SESSION_AUTHENTICATION_FAILED", vec![])),
+            );
+            Err(unauthorised())
+        }
+    }
+}
+
 /// Records the outcome in the request's `task_id` task, if one was given.
 fn finish_task(app: &App, args: &[(String, String)], outcome: &ApiResult<Value>) {
     if let Some(task) = arg(args, "task_id") {
@@ -164,13 +183,9 @@ fn api_error_reply(e: &ApiError) -> Reply {
 /// `GET /export`.
 pub async fn handle_export(app: Arc<App>, origin: Origin, req: Request<Incoming>) -> Reply {
     let args = query_args(req.uri().query());
-    let Some(c) = caller(&app, origin, &args).await else {
-        finish_task(
-            &app,
-            &args,
-            &Err(ApiError::new("SESSION_AUTHENTICATION_FAILED", vec![])),
-        );
-        return unauthorised();
+    let c = match authorised(&app, origin, &args).await {
+        Ok(c) => c,
+        Err(reply) => return reply,
     };
     let args2 = args.clone();
     let prepared = tokio::task::spawn_blocking(move || {
@@ -265,13 +280,9 @@ fn stream_export(
 /// bounded), then read as an XVA.
 pub async fn handle_import(app: Arc<App>, origin: Origin, req: Request<Incoming>) -> Reply {
     let args = query_args(req.uri().query());
-    let Some(c) = caller(&app, origin, &args).await else {
-        finish_task(
-            &app,
-            &args,
-            &Err(ApiError::new("SESSION_AUTHENTICATION_FAILED", vec![])),
-        );
-        return unauthorised();
+    let c = match authorised(&app, origin, &args).await {
+        Ok(c) => c,
+        Err(reply) => return reply,
     };
     let spool = match spool(&app, req).await {
         Ok(f) => f,
