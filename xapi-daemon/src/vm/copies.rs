@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use xapi_idl::enums::{VmOperations as Op, VmPowerState};
-use xapi_idl::records::{VbdRecord, VifRecord, VmMetricsRecord, VmRecord};
+use xapi_idl::records::{VbdRecord, VifRecord, VmRecord};
 use xapi_idl::{classes, errors, ApiError, ApiResult, DateTime, Ref};
 
 use crate::app::App;
@@ -115,16 +115,7 @@ fn copy_vm(
     adjust: impl FnOnce(&mut VmRecord),
 ) -> ApiResult<Ref<classes::Vm>> {
     let new_vm: Ref<classes::Vm> = Ref::fresh();
-    let metrics: Ref<classes::VmMetrics> = Ref::fresh();
-    insert(
-        app,
-        metrics.as_str(),
-        &VmMetricsRecord {
-            uuid: uuid::Uuid::new_v4().to_string(),
-            install_time: DateTime::now(),
-            ..VmMetricsRecord::default()
-        },
-    )?;
+    let metrics = crate::vm::metrics::create_metrics(app)?;
     let mut rec = VmRecord {
         uuid: uuid::Uuid::new_v4().to_string(),
         power_state: VmPowerState::Halted,

@@ -22,6 +22,14 @@ pub fn ensure_metrics(app: &App, vm: &str, rec: &VmRecord) -> ApiResult<Ref<clas
     if !rec.metrics.is_null() && read::<VmMetricsRecord>(app, rec.metrics.as_str()).is_ok() {
         return Ok(rec.metrics.clone());
     }
+    let metrics = create_metrics(app)?;
+    let m = metrics.clone();
+    update::<VmRecord>(app, vm, move |r| r.metrics = m)?;
+    Ok(metrics)
+}
+
+/// A new `VM_metrics` record for a VM made now (installed now, no domain yet).
+pub fn create_metrics(app: &App) -> ApiResult<Ref<classes::VmMetrics>> {
     let metrics: Ref<classes::VmMetrics> = Ref::fresh();
     insert(
         app,
@@ -34,8 +42,6 @@ pub fn ensure_metrics(app: &App, vm: &str, rec: &VmRecord) -> ApiResult<Ref<clas
             ..VmMetricsRecord::default()
         },
     )?;
-    let m = metrics.clone();
-    update::<VmRecord>(app, vm, move |r| r.metrics = m)?;
     Ok(metrics)
 }
 
