@@ -174,18 +174,8 @@ fn an_exported_vm_imports_as_a_new_vm_with_the_same_disk_bytes() {
 
     // Upstream's layout, as GNU tar lists it: ova.xml, then the disk's chunks each followed
     // by its XXH64 checksum; the all-zero chunk 1 is left out.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("vm.xva");
-    std::fs::write(&file, &xva).unwrap();
-    let listing = std::process::Command::new("tar")
-        .arg("-tf")
-        .arg(&file)
-        .output()
-        .expect("tar is installed");
-    let names: Vec<String> = String::from_utf8_lossy(&listing.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let xva_file = XvaFile::new(&xva);
+    let names = xva_file.names();
     assert_eq!(names.first().map(String::as_str), Some("ova.xml"));
     let prefix = names[1].split('/').next().unwrap().to_owned();
     assert!(prefix.starts_with("Ref:"), "{names:?}");
@@ -199,13 +189,8 @@ fn an_exported_vm_imports_as_a_new_vm_with_the_same_disk_bytes() {
         })
         .collect();
     assert_eq!(names[1..], chunks[..]);
-    let ova = std::process::Command::new("tar")
-        .arg("-xOf")
-        .arg(&file)
-        .arg("ova.xml")
-        .output()
-        .unwrap();
-    let ova = String::from_utf8_lossy(&ova.stdout);
+    let ova = xva_file.member("ova.xml");
+    let ova = String::from_utf8_lossy(&ova);
     for needle in [
         "<name>version</name>",
         "<name>objects</name>",
@@ -328,32 +313,54 @@ fn a_large_export_streams_chunked_and_finishes_its_task() {
     // The task is finished by the time the body has ended.
     assert_eq!(text(&mut api, "task", &task, "status"), "success");
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("vm.xva");
-    std::fs::write(&file, &xva).unwrap();
-    let listing = std::process::Command::new("tar")
-        .arg("-tf")
-        .arg(&file)
-        .output()
-        .expect("tar is installed");
-    assert!(listing.status.success(), "tar rejects the streamed XVA");
-    let names = String::from_utf8_lossy(&listing.stdout).lines().count();
+    let xva_file = XvaFile::new(&xva);
+    let names = xva_file.names();
     // ova.xml and eight chunks with their checksums.
-    assert_eq!(names, 1 + 2 * 8);
-    let chunk = std::process::Command::new("tar")
-        .arg("-xOf")
-        .arg(&file)
-        .arg(format!(
-            "{}/00000005",
-            String::from_utf8_lossy(&listing.stdout)
-                .lines()
-                .nth(1)
-                .unwrap()
-                .split('/')
-                .next()
-                .unwrap()
-        ))
-        .output()
-        .unwrap();
-    assert_eq!(chunk.stdout[..], fill[4 * MIB..5 * MIB]);
+    assert_eq!(names.len(), 1 + 2 * 8);
+    let prefix = names[1].split('/').next().unwrap();
+    let chunk = xva_file.member(&format!("{prefix}/00000005"));
+    assert_eq!(chunk[..], fill[4 * MIB..5 * MIB]);
+}
+
+/// An XVA written to a temporary file, read back with GNU tar (an independent reader).
+struct XvaFile {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl XvaFile {
+    fn new(xva: &[u8]) -> XvaFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vm.xva");
+        std::fs::write(&path, xva).unwrap();
+        XvaFile { _dir: dir, path }
+    }
+
+    /// Runs tar with `args` then the archive's path (then `extra`), asserting it succeeds.
+    fn tar(&self, args: &[&str], extra: &[&str]) -> Vec<u8> {
+        let out = std::process::Command::new("tar")
+            .args(args)
+            .arg(&self.path)
+            .args(extra)
+            .output()
+            .expect("tar is installed");
+        assert!(
+            out.status.success(),
+            "tar {args:?} {extra:?} rejects the XVA"
+        );
+        out.stdout
+    }
+
+    /// The member names, in archive order (tar must accept the whole archive).
+    fn names(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.tar(&["-tf"], &[]))
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// One member's contents.
+    fn member(&self, name: &str) -> Vec<u8> {
+        self.tar(&["-xOf"], &[name])
+    }
 }

@@ -23,22 +23,7 @@ fn map(pairs: &[(&str, &str)]) -> Value {
 }
 
 fn create_sr(api: &mut Api, kind: &str, config: Value) -> Result<String, Vec<String>> {
-    let h = host(api);
-    api.call(
-        "SR.create",
-        vec![
-            s(&h),
-            config,
-            Value::Int(0),
-            s("test SR"),
-            s(""),
-            s(kind),
-            s("user"),
-            Value::Bool(false),
-            map(&[]),
-        ],
-    )
-    .map(|v| v.as_str().unwrap_or_default().to_owned())
+    create_sr_with(api, kind, config, map(&[]))
 }
 
 fn create_vdi(api: &mut Api, sr: &str, name: &str, size: i64) -> Result<String, Vec<String>> {
