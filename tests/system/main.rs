@@ -1,6 +1,7 @@
 //! System tests: the real `xapi` binary on loopback, driven over the wire.
 #![allow(clippy::unwrap_used)] // Test helpers unwrap: a panic is the failure report.
 mod conformance;
+mod consoles;
 mod dispatch;
 mod events;
 mod fields;

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod dispatch;
 pub mod errors;
 pub mod events;

@@ -93,7 +93,9 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .max_buf_size(1 << 20)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(stream), service)
+        // `CONNECT /console` hands the connection over to the console tunnel.
+        .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
@@ -169,6 +171,7 @@ async fn route(app: Arc<App>, origin: Origin, req: Request<Incoming>) -> Reply {
         Method::PUT if path == "/import" => {
             crate::importexport::handle_import(app, origin, req).await
         }
+        _ if path == crate::console::CONSOLE_PATH => crate::console::handle(app, origin, req).await,
         Method::GET | Method::PUT if path == "/blob" => {
             let (status, content_type, body) =
                 crate::actions::blob::handle(&app, origin, req).await;

@@ -64,7 +64,8 @@ impl Caller {
         }
     }
 
-    fn close(&self) {
+    /// Ends the session the request was given, if it was opened for the request.
+    pub(crate) fn close(&self) {
         if self.own_session {
             let _ = self.call("session.logout", Vec::new());
         }
@@ -79,7 +80,8 @@ pub fn s(text: &str) -> Value {
 /// How many chunks of `stream::CHUNK` bytes an export may have waiting for the client.
 const EXPORT_CHUNKS: usize = 4;
 
-fn text(status: StatusCode, body: &str) -> Reply {
+/// A plain-text reply.
+pub(crate) fn text(status: StatusCode, body: &str) -> Reply {
     let mut r = Response::new(full(body.to_owned()));
     *r.status_mut() = status;
     r.headers_mut()
@@ -87,7 +89,8 @@ fn text(status: StatusCode, body: &str) -> Reply {
     r
 }
 
-fn unauthorised() -> Reply {
+/// The 401 reply that asks for credentials.
+pub(crate) fn unauthorised() -> Reply {
     let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorised\n");
     r.headers_mut().insert(
         WWW_AUTHENTICATE,
@@ -96,13 +99,18 @@ fn unauthorised() -> Reply {
     r
 }
 
-fn arg<'a>(args: &'a [(String, String)], key: &str) -> Option<&'a str> {
+/// The value of query argument `key`.
+pub(crate) fn arg<'a>(args: &'a [(String, String)], key: &str) -> Option<&'a str> {
     args.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// The caller for a request: its `session_id` (query or cookie) must be valid; the unix
 /// socket may omit it and gets a superuser session for the request.
-async fn caller(app: &Arc<App>, origin: Origin, args: &[(String, String)]) -> Option<Caller> {
+pub(crate) async fn caller(
+    app: &Arc<App>,
+    origin: Origin,
+    args: &[(String, String)],
+) -> Option<Caller> {
     let rt = tokio::runtime::Handle::current();
     match arg(args, "session_id") {
         Some(sid) => app.sessions.validate(sid).map(|_| Caller {

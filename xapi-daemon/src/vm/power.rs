@@ -145,7 +145,7 @@ pub fn record_live(
     }
     metrics::refresh_guest(app, vm)?;
     metrics::refresh_host(app)?;
-    Ok(())
+    crate::console::refresh(app, vm)
 }
 
 /// `VBD.device` for a device the hypervisor names: a bare number `N` is the N-th xvd disk.
@@ -185,7 +185,7 @@ pub fn mark_stopped(app: &App, vm: &str, state: VmPowerState) -> ApiResult<()> {
     }
     metrics::domain_gone(app, vm, state == VmPowerState::Halted)?;
     metrics::refresh_host(app)?;
-    Ok(())
+    crate::console::refresh(app, vm)
 }
 
 /// Records a halted VM (and forgets any suspend image).

@@ -80,6 +80,9 @@ type Job = Box<dyn FnOnce(&mut Backend) + Send>;
 pub struct XenHost {
     jobs: Mutex<Sender<Job>>,
     events: Arc<EventBus>,
+    /// Where a local migration's save stream lands between `migrate_send` and
+    /// `migrate_receive` (under the backend's state directory).
+    migration_dir: PathBuf,
 }
 
 impl XenHost {
@@ -88,6 +91,8 @@ impl XenHost {
     pub fn open(config: XenConfig) -> Result<XenHost> {
         check_dom0().map_err(XenopsError::State)?;
         std::fs::create_dir_all(&config.state_dir)?;
+        let migration_dir = config.state_dir.join("migration");
+        std::fs::create_dir_all(&migration_dir)?;
         let events = Arc::new(EventBus::new());
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -111,6 +116,7 @@ impl XenHost {
         Ok(XenHost {
             jobs: Mutex::new(jobs),
             events,
+            migration_dir,
         })
     }
 
@@ -165,6 +171,11 @@ impl XenHost {
 
 fn stopped() -> XenopsError {
     XenopsError::State("the libxl thread has stopped".into())
+}
+
+/// The file one side (`send` or `receive`) of a local migration of VM `uuid` goes through.
+fn migration_file(dir: &Path, uuid: &Uuid, side: &str) -> PathBuf {
+    dir.join(format!("{uuid}.{side}"))
 }
 
 /// The libxl thread: run jobs as they come, reconcile after each and at least every `POLL`.
@@ -286,16 +297,26 @@ impl Hypervisor for XenHost {
         self.call(move |b| b.create(&config, Some(&path)))
     }
 
-    fn migrate_send(&self, _uuid: &Uuid, _timeout: Duration) -> Result<Vec<u8>> {
-        Err(XenopsError::InvalidConfig(
-            "migration is not supported by the xen backend yet".into(),
-        ))
+    /// A local migration (the only kind a one-host pool makes): libxl saves the domain's
+    /// memory and device state to a stream, exactly as `suspend` does, and the stream's bytes
+    /// are the migration state. The domain is gone once this returns.
+    fn migrate_send(&self, uuid: &Uuid, timeout: Duration) -> Result<Vec<u8>> {
+        let path = migration_file(&self.migration_dir, uuid, "send");
+        let sent = self
+            .suspend(uuid, &path, timeout)
+            .and_then(|()| Ok(std::fs::read(&path)?));
+        let _ = std::fs::remove_file(&path);
+        sent
     }
 
-    fn migrate_receive(&self, _config: &DomainConfig, _state: &[u8]) -> Result<DomainInfo> {
-        Err(XenopsError::InvalidConfig(
-            "migration is not supported by the xen backend yet".into(),
-        ))
+    /// Rebuilds a domain from `migrate_send`'s stream, as `resume` does from a suspend image.
+    fn migrate_receive(&self, config: &DomainConfig, state: &[u8]) -> Result<DomainInfo> {
+        let path = migration_file(&self.migration_dir, &config.uuid, "receive");
+        let received = std::fs::write(&path, state)
+            .map_err(XenopsError::from)
+            .and_then(|()| self.resume(config, &path));
+        let _ = std::fs::remove_file(&path);
+        received
     }
 
     fn set_vcpus(&self, uuid: &Uuid, n_vcpus: u32) -> Result<()> {
