@@ -90,6 +90,10 @@ pub enum XenopsError {
     /// The domain could not be built or booted.
     #[error("boot failure: {0}")]
     BootFailure(String),
+    /// A well-formed request this backend cannot carry out (a device combination the
+    /// hypervisor's tools do not support).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// The guest did not do what it was asked within the time allowed.
     #[error("timed out waiting for the guest: {0}")]
     Timeout(String),

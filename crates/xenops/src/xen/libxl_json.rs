@@ -104,6 +104,20 @@ pub fn domain_config(config: &DomainConfig) -> Result<Value> {
             )));
         }
     }
+    if config.domain_type == DomainType::Hvm {
+        // qemu-xen emulates an HVM guest's disks as IDE, which has no read-only mode (libxl
+        // refuses such a disk only after the domain is built).
+        if let Some(vbd) = config
+            .vbds
+            .iter()
+            .find(|v| v.kind == VbdKind::Disk && v.mode == VbdMode::Ro)
+        {
+            return Err(XenopsError::Unsupported(format!(
+                "qemu-xen cannot emulate read-only disk {} for an HVM guest: make the VBD read-write",
+                vbd.device
+            )));
+        }
+    }
     let disks = config.vbds.iter().map(disk).collect::<Result<Vec<_>>>()?;
     let nics = config.vifs.iter().map(nic).collect::<Result<Vec<_>>>()?;
     Ok(json!({
@@ -321,6 +335,31 @@ mod tests {
             domain_config(&config),
             Err(XenopsError::InvalidConfig(_))
         ));
+    }
+
+    #[test]
+    fn hvm_guests_get_no_read_only_emulated_disk_but_may_have_a_cd() {
+        let disk = |kind, mode| VbdConfig {
+            device: "0".into(),
+            kind,
+            mode,
+            backend: Some(VbdBackend::Path("/dev/loop0".into())),
+        };
+        let mut config = DomainConfig::new_hvm(Uuid::nil(), "hvm", 512 * MIB);
+        config.vbds = vec![disk(VbdKind::Disk, VbdMode::Ro)];
+        match domain_config(&config) {
+            Err(XenopsError::Unsupported(reason)) => assert!(reason.contains("read-only")),
+            other => panic!("a read-only HVM disk must be refused, got {other:?}"),
+        }
+        config.vbds = vec![
+            disk(VbdKind::Disk, VbdMode::Rw),
+            disk(VbdKind::Cd, VbdMode::Ro),
+        ];
+        config.vbds[1].device = "3".into();
+        assert!(domain_config(&config).is_ok());
+        let mut pv = pv_direct();
+        pv.vbds = vec![disk(VbdKind::Disk, VbdMode::Ro)];
+        assert_eq!(domain_config(&pv).unwrap()["disks"][0]["readwrite"], 0);
     }
 
     #[test]
