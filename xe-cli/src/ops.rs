@@ -1,16 +1,17 @@
 //! Explicit commands: the VM lifecycle, storage, network, host, task, event and message
 //! commands operators use most, each calling the XenAPI messages upstream's CLI calls, plus a
 //! generic fallback that maps `<class>-<action>` onto `<Class>.<action>` for the rest.
-use xapi_idl::model::model;
+use xapi_idl::model::{model, MessageDef};
 use xapi_idl::Type;
 use xapi_rpc::Value;
 
 use crate::api::{field_text, s, Api, NULL_REF};
 use crate::args::CommandLine;
 use crate::error::{fail, CliError};
-use crate::fields::{self, cli_class, cli_classes};
+use crate::fields::{self, cli_class, CliClass};
 use crate::generic;
 use crate::printer::Printer;
+use crate::route::Route;
 use crate::select::{self, Family, Obj};
 use crate::table::Command;
 use crate::task;
@@ -27,6 +28,22 @@ pub fn run(
     let vm_op = |api: &mut Api, incl_templates: bool| -> Result<Vec<Obj>, CliError> {
         select::select(api, Family::Vm, cmd, &ignore, false, incl_templates)
     };
+    match crate::route::route(&spec.name) {
+        Route::Mapped(row) => return crate::mapped::run(api, p, row, cmd),
+        Route::Special => return crate::special::run(api, p, &spec.name, cmd, &ignore),
+        Route::Fallback(class, msg) => return fallback(api, p, spec, cmd, &ignore, class, msg),
+        Route::Unsupported => {
+            // Selectors are still checked first, so a bad one reads as it does elsewhere.
+            if let Some(family) = Family::of(spec) {
+                let objs = select::select(api, family, cmd, &ignore, false, false)?;
+                select::run_on(family, objs, cmd, true, api, |_, _| {
+                    Err::<(), _>(unsupported(spec))
+                })?;
+            }
+            return Err(unsupported(spec));
+        }
+        Route::Ops => {}
+    }
     match spec.name.as_str() {
         "vm-start" => {
             let force = cmd.flag("force");
@@ -219,12 +236,22 @@ pub fn run(
                 api.call("VBD.eject", vec![s(&vbd)])
             })?;
         }
-        "vm-vif-list" | "vm-disk-list" | "vm-cd-list" => {
+        "vm-vif-list" | "vm-disk-list" | "vm-cd-list" | "snapshot-disk-list" => {
             let mut with_multiple = cmd.clone();
             with_multiple
                 .params
                 .push(("multiple".into(), "true".into()));
-            let objs = select::select(api, Family::Vm, cmd, &["params".into()], false, false)?;
+            let objs = if spec.name == "snapshot-disk-list" {
+                let uuid = cmd
+                    .get("snapshot-uuid")
+                    .or(cmd.get("uuid"))
+                    .ok_or_else(|| fail("Required parameter not found: snapshot-uuid or uuid."))?;
+                let r = api.by_uuid("VM", uuid)?;
+                let rec = api.call("VM.get_record", vec![s(&r)])?;
+                vec![(r, rec)]
+            } else {
+                select::select(api, Family::Vm, cmd, &["params".into()], false, false)?
+            };
             let (class, set, defaults): (&str, &str, Vec<String>) = match spec.name.as_str() {
                 "vm-vif-list" => (
                     "vif",
@@ -434,13 +461,13 @@ pub fn run(
                 ],
             )?;
         }
-        _ => fallback(api, p, spec, cmd, &ignore)?,
+        _ => return Err(unsupported(spec)),
     }
     Ok(())
 }
 
 /// `host=<name or uuid>` as upstream's `get_host_by_name_or_id`.
-fn host_by_name_or_id(api: &mut Api, name: &str) -> Result<String, CliError> {
+pub(crate) fn host_by_name_or_id(api: &mut Api, name: &str) -> Result<String, CliError> {
     let hosts = api.records_where("host", "true")?;
     hosts
         .into_iter()
@@ -449,12 +476,12 @@ fn host_by_name_or_id(api: &mut Api, name: &str) -> Result<String, CliError> {
         .ok_or_else(|| fail(format!("Host {name} not found")))
 }
 
-fn this_host(api: &mut Api) -> Result<String, CliError> {
+pub(crate) fn this_host(api: &mut Api) -> Result<String, CliError> {
     let session = api.session()?;
     api.call_string("session.get_this_host", vec![s(&session)])
 }
 
-fn default_sr(api: &mut Api) -> Result<Option<String>, CliError> {
+pub(crate) fn default_sr(api: &mut Api) -> Result<Option<String>, CliError> {
     let pools = api.call("pool.get_all", Vec::new())?;
     let Some(pool) = (match &pools {
         Value::Array(v) => v.first().and_then(Value::as_str).map(str::to_owned),
@@ -470,7 +497,7 @@ fn default_sr(api: &mut Api) -> Result<Option<String>, CliError> {
 }
 
 /// `map:key=value` parameters of one map, as a wire struct.
-fn map_params(cmd: &CommandLine, map: &str) -> Vec<(String, Value)> {
+pub(crate) fn map_params(cmd: &CommandLine, map: &str) -> Vec<(String, Value)> {
     let prefix = format!("{map}:");
     cmd.params
         .iter()
@@ -570,7 +597,7 @@ fn vbd_record(
 
 /// Creates a VBD and tries to hot-plug it; a failed plug is not an error, as upstream.
 #[allow(clippy::too_many_arguments)] // Mirrors the VBD constructor's fields one to one.
-fn vbd_create(
+pub(crate) fn vbd_create(
     api: &mut Api,
     vm: &str,
     vdi: &str,
@@ -586,7 +613,11 @@ fn vbd_create(
     Ok(vbd)
 }
 
-fn cd_drive(api: &mut Api, vm_rec: &Value, want_empty: bool) -> Result<String, CliError> {
+pub(crate) fn cd_drive(
+    api: &mut Api,
+    vm_rec: &Value,
+    want_empty: bool,
+) -> Result<String, CliError> {
     if let Some(Value::Array(vbds)) = vm_rec.get("VBDs") {
         for v in vbds {
             let Some(r) = v.as_str() else { continue };
@@ -886,6 +917,10 @@ fn event_wait(api: &mut Api, cmd: &CommandLine) -> Result<(), CliError> {
     }
 }
 
+fn unsupported(spec: &Command) -> CliError {
+    fail(format!("{} is not supported by this xe yet", spec.name))
+}
+
 /// The generic fallback: `<class>-<action>` calls `<Class>.<action>` with parameters matched
 /// by name (`self`/the class's own ref from `uuid=`, `<x>-uuid=` for other refs).
 fn fallback(
@@ -894,6 +929,8 @@ fn fallback(
     spec: &Command,
     cmd: &CommandLine,
     ignore: &[String],
+    class: &CliClass,
+    msg: &MessageDef,
 ) -> Result<(), CliError> {
     for r in &spec.reqd {
         cmd.reqd(r)?;
@@ -932,28 +969,7 @@ fn fallback(
         }));
     }
     let m = model();
-    let mut best: Option<(&crate::fields::CliClass, &str)> = None;
-    for c in cli_classes() {
-        if let Some(rest) = spec.name.strip_prefix(&format!("{}-", c.name)) {
-            if best.is_none_or(|(b, _)| c.name.len() > b.name.len()) {
-                best = Some((c, rest));
-            }
-        }
-    }
-    let Some((class, action)) = best else {
-        return Err(fail(format!(
-            "{} is not supported by this xe yet",
-            spec.name
-        )));
-    };
-    let msg_name = action.replace('-', "_");
-    let wire = format!("{}.{}", class.wire, msg_name);
-    let Some(msg) = m.message(&wire) else {
-        return Err(fail(format!(
-            "{} is not supported by this xe yet",
-            spec.name
-        )));
-    };
+    let wire = msg.wire.clone();
     let own_ref = Type::Ref(class.wire.clone());
     let mut results = Vec::new();
     for target in targets {

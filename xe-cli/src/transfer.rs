@@ -119,6 +119,52 @@ pub fn import(api: &mut Api, p: &mut Printer, cmd: &CommandLine) -> Result<(), C
     result
 }
 
+/// A file moved over HTTP beside a task xe creates, as upstream's `track_http_operation`:
+/// `GET` (download into `filename`) or `PUT` (upload it) of `endpoint` with the session, the
+/// task and `query`; the task's result once the server finished it.
+pub fn http_file(
+    api: &mut Api,
+    endpoint: &str,
+    query: &[(&str, String)],
+    filename: &str,
+    upload: bool,
+    label: &str,
+) -> Result<Value, CliError> {
+    let t = api.call_string("task.create", vec![s(label), s("")])?;
+    let result = (|| {
+        let session = api.session()?;
+        let mut path = format!(
+            "{endpoint}?session_id={}&task_id={}",
+            enc(&session),
+            enc(&t)
+        );
+        for (k, v) in query {
+            path.push_str(&format!("&{k}={}", enc(v)));
+        }
+        let target = api.target().clone();
+        let opened = |e: std::io::Error| fail(format!("Failed to open file {filename}: {e}"));
+        let (status, _) = if upload {
+            let mut file = std::fs::File::open(filename).map_err(opened)?;
+            let len = file.metadata().map_err(opened)?.len();
+            transport::transfer(&target, &path, Body::Upload(&mut file, len))
+        } else {
+            let mut file = std::fs::File::create(filename).map_err(opened)?;
+            transport::transfer(&target, &path, Body::Download(&mut file))
+        }
+        .map_err(CliError::Transport)?;
+        if status != 200 {
+            if !upload {
+                let _ = std::fs::remove_file(filename);
+            }
+            return Err(failed(api, &t, label));
+        }
+        task::wait(api, &t)?;
+        task::result(api, &t)
+    })();
+    let _ = api.call("task.destroy", vec![s(&t)]);
+    result
+}
+
 fn default_sr(api: &mut Api) -> Result<Option<String>, CliError> {
     let pools = api.call("pool.get_all", Vec::new())?;
     let pool = match &pools {

@@ -286,6 +286,9 @@ fn bad_selectors_missing_and_unknown_params_fail_the_upstream_way() {
                 "The uuid you supplied was invalid.",
                 "Error: CD x not found",
                 "Error: Host x not found",
+                "Error: This operation is dangerous",
+                "Error: No destination host specified",
+                "Error: Required parameter not found: snapshot-uuid or uuid.",
             ]
             .iter()
             .any(|p| r.err.starts_with(p))
