@@ -417,6 +417,50 @@ fn running_vms_survive_a_daemon_restart() {
 }
 
 #[test]
+fn live_memory_and_vcpu_changes_move_with_a_migrated_or_resumed_domain() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let vm = new_vm(&mut api, "live-changes", 256);
+    let (low, high) = (i(128 * MIB), i(256 * MIB));
+    api.ok(
+        "VM.set_memory_limits",
+        vec![s(&vm), low, high.clone(), high.clone(), high],
+    );
+    api.ok("VM.set_VCPUs_max", vec![s(&vm), i(2)]);
+    api.ok("VM.start", vec![s(&vm), b(false), b(false)]);
+    let metrics = text(&mut api, "VM", &vm, "metrics");
+    let vcpus = |api: &mut Api| int(api, "VM_metrics", &metrics, "VCPUs_number");
+    assert_eq!(vcpus(&mut api), 1);
+    api.ok(
+        "VM.set_memory_dynamic_range",
+        vec![s(&vm), i(192 * MIB), i(192 * MIB)],
+    );
+    api.ok("VM.set_VCPUs_number_live", vec![s(&vm), i(2)]);
+    assert_eq!(int(&mut api, "VM", &vm, "memory_target"), 192 * MIB);
+    let h = host(&mut api);
+    let before = int(&mut api, "VM", &vm, "domid");
+    api.ok(
+        "VM.pool_migrate",
+        vec![s(&vm), s(&h), Value::Struct(vec![])],
+    );
+    assert_ne!(int(&mut api, "VM", &vm, "domid"), before, "a new domain");
+    assert_eq!(
+        int(&mut api, "VM", &vm, "memory_target"),
+        192 * MIB,
+        "the balloon target set while running survives the migration"
+    );
+    assert_eq!(
+        vcpus(&mut api),
+        2,
+        "the hot-plugged vCPU survives the migration"
+    );
+    api.ok("VM.suspend", vec![s(&vm)]);
+    api.ok("VM.resume", vec![s(&vm), b(false), b(false)]);
+    assert_eq!(int(&mut api, "VM", &vm, "memory_target"), 192 * MIB);
+    assert_eq!(vcpus(&mut api), 2);
+}
+
+#[test]
 fn snapshots_and_checkpoints_revert() {
     let d = TestDaemon::start();
     let mut api = d.login();
@@ -446,6 +490,24 @@ fn snapshots_and_checkpoints_revert() {
     assert_eq!(power(&mut api, &vm), "Suspended");
     api.ok("VM.resume", vec![s(&vm), b(false), b(false)]);
     assert_eq!(power(&mut api, &vm), "Running");
+}
+
+#[test]
+fn a_vbd_mode_changes_only_while_its_vm_is_halted() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let vm = new_vm(&mut api, "vbd-mode", 256);
+    let vbd = strings(api.ok("VM.get_VBDs", vec![s(&vm)])).remove(0);
+    assert_eq!(text(&mut api, "VBD", &vbd, "mode"), "RW");
+    api.ok("VBD.set_mode", vec![s(&vbd), s("RO")]);
+    assert_eq!(text(&mut api, "VBD", &vbd, "mode"), "RO");
+    api.ok("VM.start", vec![s(&vm), b(false), b(false)]);
+    let e = api.err("VBD.set_mode", vec![s(&vbd), s("RW")]);
+    assert_eq!(e, ["VM_BAD_POWER_STATE", vm.as_str(), "halted", "running"]);
+    assert_eq!(text(&mut api, "VBD", &vbd, "mode"), "RO");
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+    api.ok("VBD.set_mode", vec![s(&vbd), s("RW")]);
+    assert_eq!(text(&mut api, "VBD", &vbd, "mode"), "RW");
 }
 
 #[test]

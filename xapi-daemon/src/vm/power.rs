@@ -378,6 +378,11 @@ fn booted_record(rec: &VmRecord) -> VmRecord {
     booted.uuid = rec.uuid.clone();
     booted.vbds = rec.vbds.clone();
     booted.vifs = rec.vifs.clone();
+    // Live changes made since the boot (the balloon target, hot-plugged vCPUs) belong to the
+    // domain and move with it.
+    booted.memory_dynamic_min = rec.memory_dynamic_min;
+    booted.memory_dynamic_max = rec.memory_dynamic_max;
+    booted.vcpus_at_startup = rec.vcpus_at_startup;
     booted
 }
 
