@@ -383,6 +383,7 @@ pub fn run(
                 bootable,
                 unpluggable,
                 vdi == NULL_REF,
+                false,
             );
             let r = api.call_string("VBD.create", vec![vbd])?;
             p.list(&[api.call_string("VBD.get_uuid", vec![s(&r)])?]);
@@ -564,6 +565,8 @@ fn vdi_create(
     api.call_string("VDI.create", vec![rec])
 }
 
+/// A `VBD.create` record. Disks `vm-disk-add` makes carry `other_config:owner`, which marks
+/// them for `vm-uninstall` to destroy; `vbd-create` and CD drives do not, as upstream.
 #[allow(clippy::too_many_arguments)] // Mirrors the VBD constructor's fields one to one.
 fn vbd_record(
     vm: &str,
@@ -574,7 +577,13 @@ fn vbd_record(
     bootable: bool,
     unpluggable: bool,
     empty: bool,
+    owner: bool,
 ) -> Value {
+    let other_config = if owner {
+        vec![("owner".to_owned(), s(""))]
+    } else {
+        Vec::new()
+    };
     Value::Struct(vec![
         ("VM".into(), s(vm)),
         ("VDI".into(), s(vdi)),
@@ -584,10 +593,7 @@ fn vbd_record(
         ("type".into(), s(ty)),
         ("unpluggable".into(), Value::Bool(unpluggable)),
         ("empty".into(), Value::Bool(empty)),
-        (
-            "other_config".into(),
-            Value::Struct(vec![("owner".into(), s(""))]),
-        ),
+        ("other_config".into(), Value::Struct(other_config)),
         ("qos_algorithm_type".into(), s("")),
         ("qos_algorithm_params".into(), Value::Struct(Vec::new())),
         ("device".into(), s("")),
@@ -595,7 +601,8 @@ fn vbd_record(
     ])
 }
 
-/// Creates a VBD and tries to hot-plug it; a failed plug is not an error, as upstream.
+/// Creates a VBD and tries to hot-plug it; a failed plug is not an error, as upstream. A
+/// disk is the VM's own (`other_config:owner`), a CD drive is not.
 #[allow(clippy::too_many_arguments)] // Mirrors the VBD constructor's fields one to one.
 pub(crate) fn vbd_create(
     api: &mut Api,
@@ -607,7 +614,18 @@ pub(crate) fn vbd_create(
     bootable: bool,
     unpluggable: bool,
 ) -> Result<String, CliError> {
-    let rec = vbd_record(vm, vdi, device, ty, mode, bootable, unpluggable, false);
+    let owner = ty == "Disk";
+    let rec = vbd_record(
+        vm,
+        vdi,
+        device,
+        ty,
+        mode,
+        bootable,
+        unpluggable,
+        false,
+        owner,
+    );
     let vbd = api.call_string("VBD.create", vec![rec])?;
     let _ = api.call("VBD.plug", vec![s(&vbd)]);
     Ok(vbd)

@@ -184,3 +184,74 @@ fn host_vdi_and_unimplemented_commands() {
     );
     assert_eq!(gone.code, 1);
 }
+
+/// As upstream, `vm-uninstall` destroys the disks the VM owns (`vm-disk-add` marks them with
+/// `other-config:owner`) and leaves those `vbd-create` attached (not owned).
+#[test]
+fn vm_uninstall_destroys_owned_disks_and_keeps_attached_ones() {
+    let d = TestDaemon::start();
+    let vm = ok(xe(&d, &["vm-create", "name-label=owner-test"]), "vm-create");
+    let sr = ok(
+        xe(&d, &["pool-list", "params=default-SR", "--minimal"]),
+        "default SR",
+    );
+    let vm_arg = format!("vm={vm}");
+    let sr_arg = format!("sr-uuid={sr}");
+    ok(
+        xe(
+            &d,
+            &[
+                "vm-disk-add",
+                &vm_arg,
+                &sr_arg,
+                "disk-size=4MiB",
+                "device=0",
+            ],
+        ),
+        "vm-disk-add",
+    );
+    let vm_uuid = format!("vm-uuid={vm}");
+    let owned_vbd = ok(xe(&d, &["vbd-list", &vm_uuid, "--minimal"]), "vbd-list");
+    let owned = get(&d, "vbd", &owned_vbd, "vdi-uuid");
+    let kept = ok(
+        xe(
+            &d,
+            &[
+                "vdi-create",
+                &sr_arg,
+                "name-label=kept",
+                "virtual-size=4MiB",
+                "type=user",
+            ],
+        ),
+        "vdi-create",
+    );
+    let vbd = ok(
+        xe(
+            &d,
+            &[
+                "vbd-create",
+                &vm_uuid,
+                &format!("vdi-uuid={kept}"),
+                "device=1",
+                "mode=RW",
+                "type=Disk",
+            ],
+        ),
+        "vbd-create",
+    );
+    assert_eq!(get(&d, "vbd", &vbd, "other-config"), "");
+    assert!(get(&d, "vbd", &owned_vbd, "other-config").contains("owner"));
+    ok(
+        xe(&d, &["vm-uninstall", &format!("uuid={vm}"), "--force"]),
+        "vm-uninstall",
+    );
+    let list = |uuid: &str| {
+        ok(
+            xe(&d, &["vdi-list", &format!("uuid={uuid}"), "--minimal"]),
+            "vdi-list",
+        )
+    };
+    assert_eq!(list(&owned), "", "the owned disk went with the VM");
+    assert_eq!(list(&kept), kept, "the attached disk stays");
+}
