@@ -31,8 +31,7 @@ const fn row(name: &'static str, on: On, steps: &'static [Step]) -> Row {
     Row { name, on, steps }
 }
 
-/// The table, grouped by class as upstream's command list is.
-/// Every mapped command.
+/// Every mapped command, grouped by class as upstream's command list is.
 pub const ROWS: &[Row] = &[
     // host
     row("host-disable", HOST, &[("host.disable", &["@"])]),
