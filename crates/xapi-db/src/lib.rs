@@ -192,6 +192,17 @@ impl Db {
     /// otherwise, `Del` if deleted (an object created and deleted after `since` is left out).
     /// `max` caps the items (0: no cap); when capped, `upto` is the generation of the last item.
     pub fn changes_since(&self, since: u64, max: usize) -> Changes {
+        self.changes_since_where(since, max, |_, _| true)
+    }
+
+    /// [`Db::changes_since`] keeping only the changes `wanted(table, op)` accepts; the rows
+    /// of the others are never built, so a watcher of a few tables pays only for those.
+    pub fn changes_since_where(
+        &self,
+        since: u64,
+        max: usize,
+        wanted: impl Fn(TableId, ChangeOp) -> bool,
+    ) -> Changes {
         let state = self.state.read();
         let mut changes = Changes {
             from: since,
@@ -206,14 +217,18 @@ impl Db {
                     let Some(entry) = state.tables[*t].rows.get(r) else {
                         continue;
                     };
+                    let op = if entry.created > since {
+                        ChangeOp::Add
+                    } else {
+                        ChangeOp::Mod
+                    };
+                    if !wanted(*t, op) {
+                        continue;
+                    }
                     Change {
                         table: *t,
                         r#ref: r.clone(),
-                        op: if entry.created > since {
-                            ChangeOp::Add
-                        } else {
-                            ChangeOp::Mod
-                        },
+                        op,
                         gen: *gen,
                         row: state.materialize(&self.catalog.info, *t, r, entry),
                     }
@@ -221,7 +236,10 @@ impl Db {
                 LogItem::Deleted(tombstone) => {
                     // Created after `since` and gone again, or re-created since (then the live
                     // row reports it): nothing to say about this incarnation.
-                    if tombstone.created > since || state.tables[*t].rows.contains_key(r) {
+                    if tombstone.created > since
+                        || state.tables[*t].rows.contains_key(r)
+                        || !wanted(*t, ChangeOp::Del)
+                    {
                         continue;
                     }
                     Change {
@@ -401,6 +419,57 @@ mod tests {
         assert_eq!(db.table_id("VBD"), Some(VBD));
         assert_eq!(db.column_id(VM, "tags"), Some(4));
         assert_eq!(db.generation(), 2);
+    }
+
+    #[test]
+    fn fields_changed_in_place_leave_earlier_readers_and_failed_writes_untouched() {
+        let db = Db::open_in_memory(schema()).unwrap();
+        add_vm(&db, "vm1", "a");
+        let before = db.get(VM, "vm1").unwrap();
+        let failed: Result<(), DbError> = db.write(|txn| {
+            txn.set_field(VM, "vm1", 5, Value::Int(1))?;
+            txn.map_add(VM, "vm1", 3, "k", "v".into())?;
+            txn.set_field(VM, "vm1", 5, Value::Int(2))?;
+            assert_eq!(txn.view().get(VM, "vm1").unwrap()[5], Value::Int(2));
+            Err(DbError::UnknownTable(99))
+        });
+        assert!(failed.is_err());
+        assert_eq!(db.get(VM, "vm1").unwrap(), before, "rolled back whole");
+        db.write(|txn| {
+            txn.set_field(VM, "vm1", 5, Value::Int(3))?;
+            txn.map_add(VM, "vm1", 3, "k", "v".into())?;
+            // A failed edit of one column leaves the others of the transaction in place.
+            assert!(txn.set_add(VM, "vm1", 3, "x".into()).is_err());
+            txn.set_field(VM, "vm1", 5, Value::Int(4))
+        })
+        .unwrap();
+        assert_eq!(before[5], Value::Int(0), "a reader's row is a snapshot");
+        let after = db.get(VM, "vm1").unwrap();
+        assert_eq!(after[5], Value::Int(4));
+        assert_eq!(after[3], Value::Struct(vec![("k".into(), "v".into())]));
+        assert_eq!(
+            db.changes_since(1, 0).items.len(),
+            1,
+            "one change, one generation"
+        );
+    }
+
+    #[test]
+    fn changes_since_where_keeps_only_wanted_changes() {
+        let db = Db::open_in_memory(schema()).unwrap();
+        add_vm(&db, "vm1", "a");
+        let since = db.generation();
+        add_vm(&db, "vm2", "b");
+        add_vbd(&db, "vbd1", "vm1");
+        db.write(|txn| txn.delete(VM, "vm2").map(|_| ())).unwrap();
+        let all = db.changes_since(since, 0);
+        assert_eq!(all.items.len(), 2, "vm1 modified (a new VBD), vbd1 added");
+        let adds = db.changes_since_where(since, 0, |t, op| t == VBD && op == ChangeOp::Add);
+        assert_eq!(adds.upto, all.upto);
+        assert_eq!(adds.items.len(), 1);
+        assert_eq!(adds.items[0].r#ref, "vbd1");
+        let none = db.changes_since_where(since, 0, |_, op| op == ChangeOp::Del);
+        assert!(none.items.is_empty(), "vm2 came and went after the token");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! written before COMMIT returns) but a power loss may drop the last transactions; use
 //! [`Synchronous::Full`] for power-loss durability.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,6 +136,92 @@ pub(crate) struct Plan {
     pub new_floor: Option<u64>,
     /// Change-log keys of the touched rows' previous states.
     pub stale: Vec<crate::state::LogKey>,
+}
+
+/// One row change as a group commit writes it: borrowed from the plans.
+#[derive(Debug, Clone, Copy)]
+enum Staged<'a> {
+    Insert {
+        table: TableId,
+        r: &'a str,
+        entry: &'a Entry,
+    },
+    Update {
+        table: TableId,
+        r: &'a str,
+        /// The row as SQLite has it before this commit.
+        old: &'a Row,
+        entry: &'a Entry,
+    },
+    Delete {
+        table: TableId,
+        r: &'a str,
+        gen: u64,
+        tombstone: &'a Tombstone,
+    },
+}
+
+/// The row changes of `plans` with each row written once: an insert or update followed by
+/// updates of the same row becomes one insert or update of its final state (diffed against
+/// what SQLite holds), and a deletion drops the earlier changes of the row it deletes (the
+/// tombstone is still written). A row deleted and made again keeps both, in order.
+fn coalesce(plans: &[Plan]) -> Vec<Staged<'_>> {
+    let mut out: Vec<Option<Staged<'_>>> = Vec::new();
+    // Where the pending insert or update of a live row is.
+    let mut live: HashMap<(TableId, &str), usize> = HashMap::new();
+    for op in plans.iter().flat_map(|p| &p.ops) {
+        match op {
+            Op::Insert { table, r, entry } => {
+                live.insert((*table, r.as_str()), out.len());
+                out.push(Some(Staged::Insert {
+                    table: *table,
+                    r,
+                    entry,
+                }));
+            }
+            Op::Update {
+                table,
+                r,
+                old,
+                entry,
+            } => {
+                let key = (*table, r.as_str());
+                let merged = match live.get(&key).and_then(|&i| out[i].as_mut()) {
+                    Some(Staged::Insert { entry: e, .. } | Staged::Update { entry: e, .. }) => {
+                        *e = entry;
+                        true
+                    }
+                    _ => false,
+                };
+                if !merged {
+                    live.insert(key, out.len());
+                    out.push(Some(Staged::Update {
+                        table: *table,
+                        r,
+                        old,
+                        entry,
+                    }));
+                }
+            }
+            Op::Delete {
+                table,
+                r,
+                gen,
+                tombstone,
+            } => {
+                if let Some(i) = live.remove(&(*table, r.as_str())) {
+                    out[i] = None;
+                }
+                out.push(Some(Staged::Delete {
+                    table: *table,
+                    r,
+                    gen: *gen,
+                    tombstone,
+                }));
+            }
+        }
+    }
+    out.into_iter().flatten().collect()
 }
 
 /// Converts a value to what is bound for a column of this kind.
@@ -434,7 +520,8 @@ impl Store {
     }
 
     /// Writes the changes of one or more write transactions, in order, in one SQLite
-    /// transaction: all of them or none.
+    /// transaction: all of them or none. A row changed by several of them is written once,
+    /// in its final state (see [`coalesce`]).
     pub fn commit(&mut self, schema: &Schema, plans: &[Plan]) -> Result<(), DbError> {
         let Some(last) = plans.last() else {
             return Ok(());
@@ -442,8 +529,15 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for plan in plans {
-            Self::stage(&tx, schema, &self.tables, plan)?;
+        for op in coalesce(plans) {
+            Self::stage(&tx, schema, &self.tables, &op)?;
+        }
+        // Floors only grow, and every tombstone at or below the newest one is to go.
+        if let Some(floor) = plans.iter().filter_map(|p| p.new_floor).max() {
+            tx.prepare_cached("DELETE FROM _deleted WHERE gen <= ?1")?
+                .execute([gen_to_sql(floor)])?;
+            tx.prepare_cached("UPDATE _meta SET value = ?1 WHERE key = 'tombstone_floor'")?
+                .execute([gen_to_sql(floor)])?;
         }
         tx.prepare_cached("UPDATE _meta SET value = ?1 WHERE key = 'generation'")?
             .execute([gen_to_sql(last.generation)])?;
@@ -451,92 +545,83 @@ impl Store {
         Ok(())
     }
 
-    /// Stages one plan's row changes inside an open transaction.
+    /// Stages one row change inside an open transaction.
     fn stage(
         tx: &rusqlite::Transaction<'_>,
         schema: &Schema,
         tables: &[TableSql],
-        plan: &Plan,
+        op: &Staged<'_>,
     ) -> Result<(), DbError> {
-        for op in &plan.ops {
-            match op {
-                Op::Insert { table, r, entry } => {
-                    let sql = &tables[*table];
-                    let columns = &schema.tables[*table].columns;
-                    let mut params: Vec<ToSqlOutput<'_>> =
-                        Vec::with_capacity(sql.persisted.len() + 3);
-                    params.push(ToSqlOutput::Borrowed(ValueRef::Text(r.as_bytes())));
-                    params.push(ToSqlOutput::from(gen_to_sql(entry.created)));
-                    params.push(ToSqlOutput::from(gen_to_sql(entry.modified)));
-                    for c in &sql.persisted {
-                        params.push(to_sql(&columns[*c].kind, &entry.row[*c]));
-                    }
-                    tx.prepare_cached(&sql.insert)?
-                        .execute(params_from_iter(params))?;
+        match *op {
+            Staged::Insert { table, r, entry } => {
+                let sql = &tables[table];
+                let columns = &schema.tables[table].columns;
+                let mut params: Vec<ToSqlOutput<'_>> = Vec::with_capacity(sql.persisted.len() + 3);
+                params.push(ToSqlOutput::Borrowed(ValueRef::Text(r.as_bytes())));
+                params.push(ToSqlOutput::from(gen_to_sql(entry.created)));
+                params.push(ToSqlOutput::from(gen_to_sql(entry.modified)));
+                for c in &sql.persisted {
+                    params.push(to_sql(&columns[*c].kind, &entry.row[*c]));
                 }
-                Op::Update {
-                    table,
-                    r,
-                    old,
-                    entry,
-                } => {
-                    let sql = &tables[*table];
-                    let columns = &schema.tables[*table].columns;
-                    let mut text = format!(
-                        "UPDATE {} SET \"_modified\" = ?1",
-                        quote(&schema.tables[*table].name)
-                    );
-                    let mut params: Vec<ToSqlOutput<'_>> =
-                        vec![ToSqlOutput::from(gen_to_sql(entry.modified))];
-                    for c in &sql.persisted {
-                        if old[*c] != entry.row[*c] {
-                            params.push(to_sql(&columns[*c].kind, &entry.row[*c]));
-                            text.push_str(&format!(
-                                ", {} = ?{}",
-                                quote(&columns[*c].name),
-                                params.len()
-                            ));
-                        }
-                    }
-                    params.push(ToSqlOutput::Borrowed(ValueRef::Text(r.as_bytes())));
-                    text.push_str(&format!(" WHERE \"ref\" = ?{}", params.len()));
-                    tx.prepare_cached(&text)?
-                        .execute(params_from_iter(params))?;
-                }
-                Op::Delete {
-                    table,
-                    r,
-                    gen,
-                    tombstone,
-                } => {
-                    tx.prepare_cached(&tables[*table].delete)?.execute([r])?;
-                    let columns = &schema.tables[*table].columns;
-                    let snapshot = Value::Struct(
-                        columns
-                            .iter()
-                            .zip(tombstone.row.iter())
-                            .map(|(c, v)| (c.name.clone(), v.clone()))
-                            .collect(),
-                    );
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO _deleted (gen, tbl, ref, created, snapshot) \
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(rusqlite::params![
-                        gen_to_sql(*gen),
-                        schema.tables[*table].name,
-                        r,
-                        gen_to_sql(tombstone.created),
-                        json::to_json(&snapshot)
-                    ])?;
-                }
+                tx.prepare_cached(&sql.insert)?
+                    .execute(params_from_iter(params))?;
             }
-        }
-        if let Some(floor) = plan.new_floor {
-            tx.prepare_cached("DELETE FROM _deleted WHERE gen <= ?1")?
-                .execute([gen_to_sql(floor)])?;
-            tx.prepare_cached("UPDATE _meta SET value = ?1 WHERE key = 'tombstone_floor'")?
-                .execute([gen_to_sql(floor)])?;
+            Staged::Update {
+                table,
+                r,
+                old,
+                entry,
+            } => {
+                let sql = &tables[table];
+                let columns = &schema.tables[table].columns;
+                let mut text = format!(
+                    "UPDATE {} SET \"_modified\" = ?1",
+                    quote(&schema.tables[table].name)
+                );
+                let mut params: Vec<ToSqlOutput<'_>> =
+                    vec![ToSqlOutput::from(gen_to_sql(entry.modified))];
+                for c in &sql.persisted {
+                    if old[*c] != entry.row[*c] {
+                        params.push(to_sql(&columns[*c].kind, &entry.row[*c]));
+                        text.push_str(&format!(
+                            ", {} = ?{}",
+                            quote(&columns[*c].name),
+                            params.len()
+                        ));
+                    }
+                }
+                params.push(ToSqlOutput::Borrowed(ValueRef::Text(r.as_bytes())));
+                text.push_str(&format!(" WHERE \"ref\" = ?{}", params.len()));
+                tx.prepare_cached(&text)?
+                    .execute(params_from_iter(params))?;
+            }
+            Staged::Delete {
+                table,
+                r,
+                gen,
+                tombstone,
+            } => {
+                tx.prepare_cached(&tables[table].delete)?.execute([r])?;
+                let columns = &schema.tables[table].columns;
+                let snapshot = Value::Struct(
+                    columns
+                        .iter()
+                        .zip(tombstone.row.iter())
+                        .map(|(c, v)| (c.name.clone(), v.clone()))
+                        .collect(),
+                );
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO _deleted (gen, tbl, ref, created, snapshot) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(rusqlite::params![
+                    gen_to_sql(gen),
+                    schema.tables[table].name,
+                    r,
+                    gen_to_sql(tombstone.created),
+                    json::to_json(&snapshot)
+                ])?;
+            }
         }
         Ok(())
     }
@@ -609,6 +694,82 @@ fn reconcile(conn: &Connection, schema: &Schema, info: &SchemaInfo) -> Result<()
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn entry(v: i64, modified: u64) -> Entry {
+        Entry::new(Arc::new(vec![Value::Int(v)]), 1, modified)
+    }
+
+    fn plan(ops: Vec<Op>) -> Plan {
+        Plan {
+            ops,
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn coalesce_writes_each_row_once_in_its_final_state() {
+        let update = |r: &str, from: i64, to: i64, gen| Op::Update {
+            table: 0,
+            r: r.into(),
+            old: Arc::new(vec![Value::Int(from)]),
+            entry: entry(to, gen),
+        };
+        let plans = [
+            plan(vec![
+                Op::Insert {
+                    table: 0,
+                    r: "a".into(),
+                    entry: entry(1, 1),
+                },
+                update("b", 10, 11, 2),
+            ]),
+            plan(vec![update("a", 1, 2, 3), update("b", 11, 12, 4)]),
+            plan(vec![update("a", 2, 3, 5)]),
+        ];
+        let staged = coalesce(&plans);
+        assert_eq!(staged.len(), 2, "{staged:?}");
+        match staged[0] {
+            Staged::Insert { r, entry, .. } => {
+                assert_eq!((r, entry.modified), ("a", 5));
+                assert_eq!(entry.row[0], Value::Int(3));
+            }
+            other => panic!("expected the insert of a, got {other:?}"),
+        }
+        match staged[1] {
+            Staged::Update { r, old, entry, .. } => {
+                assert_eq!(r, "b");
+                assert_eq!(old[0], Value::Int(10), "diffed against what SQLite has");
+                assert_eq!(entry.row[0], Value::Int(12));
+            }
+            other => panic!("expected the update of b, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn coalesce_drops_changes_of_rows_deleted_later_but_keeps_recreations() {
+        let tombstone = Tombstone {
+            created: 1,
+            row: Arc::new(vec![Value::Int(1)]),
+        };
+        let insert = |v| Op::Insert {
+            table: 0,
+            r: "a".into(),
+            entry: entry(v, 1),
+        };
+        let delete = Op::Delete {
+            table: 0,
+            r: "a".into(),
+            gen: 2,
+            tombstone,
+        };
+        let plans = [plan(vec![insert(1)]), plan(vec![delete, insert(7)])];
+        let staged = coalesce(&plans);
+        assert_eq!(staged.len(), 2, "{staged:?}");
+        assert!(matches!(staged[0], Staged::Delete { r: "a", gen: 2, .. }));
+        assert!(
+            matches!(staged[1], Staged::Insert { r: "a", entry, .. } if entry.row[0] == Value::Int(7))
+        );
+    }
 
     #[test]
     fn quote_doubles_inner_quotes() {

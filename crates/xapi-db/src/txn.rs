@@ -131,10 +131,44 @@ impl<'a> Txn<'a> {
                 }
             }
         }
+        if !self.indexed(t, c) {
+            return self.edit_in_place(t, r, c, |slot| *slot = value);
+        }
         let mut row = entry.row.clone();
         Arc::make_mut(&mut row)[c] = value;
         self.replace(t, r, Some(entry.with_row(row)));
         Ok(())
+    }
+
+    /// Whether column `c` feeds an index (uuid, name_label, a Ref column): changing it must go
+    /// through `replace`, which re-indexes the row and keeps relations in step.
+    fn indexed(&self, t: TableId, c: ColumnId) -> bool {
+        let info = &self.cat().info.tables[t];
+        info.uuid == Some(c) || info.name_label == Some(c) || info.ref_columns.contains(&c)
+    }
+
+    /// Changes one unindexed column of an existing row where it lies: the row is copied once
+    /// per transaction (the first time, when the original is remembered) instead of once per
+    /// change, and no index is touched.
+    fn edit_in_place<R>(
+        &mut self,
+        t: TableId,
+        r: &str,
+        c: ColumnId,
+        edit: impl FnOnce(&mut Value) -> R,
+    ) -> Result<R, DbError> {
+        if !self.state.tables[t].rows.contains_key(r) {
+            return Err(DbError::NotFound {
+                table: self.table(t)?.name.clone(),
+                r#ref: r.to_owned(),
+            });
+        }
+        self.remember(t, r);
+        let Some(entry) = self.state.tables[t].rows.get_mut(r) else {
+            return Err(DbError::UnknownTable(t));
+        };
+        entry.view = std::sync::OnceLock::new();
+        Ok(edit(&mut Arc::make_mut(&mut entry.row)[c]))
     }
 
     /// Adds a key to a map field (`add_to_<field>`); a present key is `DuplicateKey`.
@@ -307,15 +341,30 @@ impl<'a> Txn<'a> {
             ("map", ColumnKind::Map) | ("set", ColumnKind::Set) | (_, ColumnKind::Other)
         );
         let entry = self.entry(t, r)?;
+        let wrong_type = |slot: &Value| DbError::WrongType {
+            table: table.name.clone(),
+            column: table.columns[c].name.clone(),
+            expected,
+            got: slot.kind(),
+        };
+        if !kind_ok {
+            return Err(wrong_type(&entry.row[c]));
+        }
+        if !self.indexed(t, c) {
+            // A failed edit leaves the row as it was, so the transaction stays consistent
+            // (and rolls back whole when the caller gives up).
+            let mut slot = entry.row[c].clone();
+            let edited = edit(&mut slot)?;
+            if !edited {
+                return Err(wrong_type(&slot));
+            }
+            drop(entry);
+            return self.edit_in_place(t, r, c, |value| *value = slot);
+        }
         let mut row = entry.row.clone();
         let slot = &mut Arc::make_mut(&mut row)[c];
-        if !kind_ok || !edit(slot)? {
-            return Err(DbError::WrongType {
-                table: table.name.clone(),
-                column: table.columns[c].name.clone(),
-                expected,
-                got: slot.kind(),
-            });
+        if !edit(slot)? {
+            return Err(wrong_type(slot));
         }
         self.replace(t, r, Some(entry.with_row(row)));
         Ok(())

@@ -15,8 +15,27 @@ use crate::vm::{read, update};
 
 /// The allowed operations of a VM record as stored now.
 pub fn compute_vm(app: &App, vm: &str, rec: &VmRecord) -> Vec<xapi_idl::enums::VmOperations> {
-    let metrics = read::<VmMetricsRecord>(app, rec.metrics.as_str()).ok();
-    let guest_metrics = read::<VmGuestMetricsRecord>(app, rec.guest_metrics.as_str()).ok();
+    compute_vm_with(vm, rec, |t, r| app.db.get(t, r), app)
+}
+
+/// The allowed operations of a VM record, reading its metrics through `get` (so it also
+/// works inside a write transaction, with the transaction's view).
+pub fn compute_vm_with(
+    vm: &str,
+    rec: &VmRecord,
+    get: impl Fn(xapi_db::TableId, &str) -> Option<xapi_db::Row>,
+    app: &App,
+) -> Vec<xapi_idl::enums::VmOperations> {
+    let metrics = get(
+        app.table_of::<xapi_idl::classes::VmMetrics>(),
+        rec.metrics.as_str(),
+    )
+    .and_then(|row| VmMetricsRecord::from_row(&row).ok());
+    let guest_metrics = get(
+        app.table_of::<xapi_idl::classes::VmGuestMetrics>(),
+        rec.guest_metrics.as_str(),
+    )
+    .and_then(|row| VmGuestMetricsRecord::from_row(&row).ok());
     lifecycle::allowed_operations(&Facts {
         vm,
         rec,
@@ -40,25 +59,35 @@ fn try_update_vm(app: &App, vm: &str) -> xapi_idl::ApiResult<()> {
     let t = app.table_of::<xapi_idl::classes::Vm>();
     let col = app.model.classes[<xapi_idl::classes::Vm as xapi_idl::Class>::INDEX].field_index
         ["allowed_operations"];
-    let mut rec = read::<VmRecord>(app, vm)?;
+    let mut rec = None;
     for _ in 0..16 {
         let Some(row) = app.db.get(t, vm) else {
             return Ok(());
         };
-        rec = VmRecord::from_row(&row).map_err(xapi_idl::ApiError::from)?;
-        let allowed = compute_vm(app, vm, &rec);
-        if allowed == rec.allowed_operations {
+        let now = VmRecord::from_row(&row).map_err(xapi_idl::ApiError::from)?;
+        let allowed = compute_vm(app, vm, &now);
+        if allowed == now.allowed_operations {
+            rec = Some(now);
             break;
         }
         let value = allowed.to_value();
         let written = app.write(|txn| match txn.view().get(t, vm) {
-            Some(now) if now == row => txn.set_field(t, vm, col, value).map(|()| true),
+            Some(current) if current == row => txn.set_field(t, vm, col, value).map(|()| true),
             _ => Ok(false),
         })?;
+        rec = Some(now);
         if written {
             break;
         }
     }
+    match rec {
+        Some(rec) => update_devices(app, &rec),
+        None => Ok(()),
+    }
+}
+
+/// Recomputes `allowed_operations` of the VBDs and VIFs of a VM record.
+pub fn update_devices(app: &App, rec: &VmRecord) -> xapi_idl::ApiResult<()> {
     for vbd in &rec.vbds {
         if let Ok(v) = read::<VbdRecord>(app, vbd.as_str()) {
             let ops = vbd_operations(rec.power_state, &v);

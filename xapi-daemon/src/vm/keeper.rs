@@ -23,12 +23,13 @@ pub async fn run(app: Arc<App>) {
         if generations.changed().await.is_err() {
             return;
         }
-        // Most changes are modifications, which need nothing: look on this thread and only
-        // go to a blocking thread (the work writes and may ask the hypervisor) when there is
-        // something to do.
-        let mut changes = app.db.changes_since(since, 0);
+        // Most changes are modifications, which need nothing: look on this thread (without
+        // building the rows of the others) and only go to a blocking thread (the work writes
+        // and may ask the hypervisor) when there is something to do.
+        let changes = app
+            .db
+            .changes_since_where(since, 0, |table, op| relevant(&app, table, op));
         since = changes.upto;
-        changes.items.retain(|c| relevant(&app, c));
         if changes.items.is_empty() {
             continue;
         }
@@ -40,9 +41,8 @@ pub async fn run(app: Arc<App>) {
 }
 
 /// Whether the keeper acts on a change: VMs, VBDs and VIFs coming or going.
-fn relevant(app: &App, change: &xapi_db::Change) -> bool {
-    let t = change.table;
-    match change.op {
+fn relevant(app: &App, t: xapi_db::TableId, op: ChangeOp) -> bool {
+    match op {
         ChangeOp::Mod => false,
         ChangeOp::Add | ChangeOp::Del => {
             t == app.table_of::<classes::Vm>()

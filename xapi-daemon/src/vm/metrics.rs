@@ -8,14 +8,12 @@
 use std::collections::BTreeMap;
 
 use xapi_idl::enums::{DomainType, TristateType};
-use xapi_idl::records::{
-    HostMetricsRecord, HostRecord, VmGuestMetricsRecord, VmMetricsRecord, VmRecord,
-};
-use xapi_idl::{classes, ApiResult, DateTime, Ref};
+use xapi_idl::records::{HostMetricsRecord, VmGuestMetricsRecord, VmMetricsRecord, VmRecord};
+use xapi_idl::{classes, ApiResult, DateTime, Ref, Value};
 use xenops::DomainInfo;
 
 use crate::app::App;
-use crate::vm::{delete, insert, read, update};
+use crate::vm::{delete, field, insert, read, set_fields, update};
 
 /// The VM's `VM_metrics`, made now if it has none (or a dangling one).
 pub fn ensure_metrics(app: &App, vm: &str, rec: &VmRecord) -> ApiResult<Ref<classes::VmMetrics>> {
@@ -99,8 +97,12 @@ pub fn domain_live(
 /// Records that the VM has no domain any more: nothing in `VM_metrics`; its guest metrics go
 /// when `halted` (a suspended guest keeps what its agent said).
 pub fn domain_gone(app: &App, vm: &str, halted: bool) -> ApiResult<()> {
-    let rec = read::<VmRecord>(app, vm)?;
-    let metrics = ensure_metrics(app, vm, &rec)?;
+    domain_gone_of(app, vm, &read::<VmRecord>(app, vm)?, halted)
+}
+
+/// `domain_gone` for a VM record the caller has just read.
+pub fn domain_gone_of(app: &App, vm: &str, rec: &VmRecord, halted: bool) -> ApiResult<()> {
+    let metrics = ensure_metrics(app, vm, rec)?;
     update::<VmMetricsRecord>(app, metrics.as_str(), |m| {
         m.memory_actual = 0;
         m.vcpus_number = 0;
@@ -112,7 +114,8 @@ pub fn domain_gone(app: &App, vm: &str, halted: bool) -> ApiResult<()> {
     })?;
     if halted && !rec.guest_metrics.is_null() {
         delete::<classes::VmGuestMetrics>(app, rec.guest_metrics.as_str())?;
-        update::<VmRecord>(app, vm, |r| r.guest_metrics = Ref::null())?;
+        let null = Value::String(xapi_idl::NULL_REF.to_owned());
+        set_fields::<classes::Vm>(app, vm, &[("guest_metrics", null)])?;
     }
     Ok(())
 }
@@ -184,8 +187,12 @@ pub fn guest_record(data: &BTreeMap<String, String>) -> VmGuestMetricsRecord {
 /// Reads the guest agent's data from the hypervisor into `VM_guest_metrics` (made on first
 /// report; nothing when the guest has no agent).
 pub fn refresh_guest(app: &App, vm: &str) -> ApiResult<()> {
-    let rec = read::<VmRecord>(app, vm)?;
-    let Ok(uuid) = crate::vm::uuid_of(&rec) else {
+    refresh_guest_of(app, vm, &read::<VmRecord>(app, vm)?)
+}
+
+/// `refresh_guest` for a VM record the caller has just read.
+pub fn refresh_guest_of(app: &App, vm: &str, rec: &VmRecord) -> ApiResult<()> {
+    let Ok(uuid) = crate::vm::uuid_of(rec) else {
         return Ok(());
     };
     let Ok(data) = app.hypervisor.guest_data(&uuid) else {
@@ -216,7 +223,11 @@ pub fn refresh_guest(app: &App, vm: &str) -> ApiResult<()> {
             ..fresh
         },
     )?;
-    update::<VmRecord>(app, vm, move |r| r.guest_metrics = gm)?;
+    set_fields::<classes::Vm>(
+        app,
+        vm,
+        &[("guest_metrics", Value::String(gm.into_string()))],
+    )?;
     Ok(())
 }
 
@@ -226,11 +237,16 @@ pub fn refresh_host(app: &App) -> ApiResult<()> {
         .hypervisor
         .physinfo()
         .map_err(|e| crate::errors::xenops_error("", e))?;
-    let host = read::<HostRecord>(app, &app.host)?;
-    if host.metrics.is_null() {
+    // Only the metrics ref of the host record is needed.
+    let metrics = match field::<classes::Host>(app, &app.host, "metrics") {
+        Some(Value::String(r)) => r,
+        Some(_) => return Ok(()),
+        None => return Err(xapi_idl::errors::handle_invalid("host", &app.host)),
+    };
+    if metrics.is_empty() || metrics == xapi_idl::NULL_REF {
         return Ok(());
     }
-    update::<HostMetricsRecord>(app, host.metrics.as_str(), |m| {
+    update::<HostMetricsRecord>(app, &metrics, |m| {
         m.memory_total = info.total_memory as i64;
         m.memory_free = info.free_memory as i64;
         m.live = true;

@@ -118,6 +118,57 @@ pub fn delete<C: Class>(app: &App, r: &str) -> ApiResult<()> {
     })
 }
 
+/// The column of a field of class `C` in the store (a field's position in the datamodel).
+pub fn column<C: Class>(app: &App, field: &str) -> Option<usize> {
+    app.model.classes[C::INDEX].field_index.get(field).copied()
+}
+
+/// The column of a `VM` field in the store.
+pub fn vm_column(app: &App, field: &str) -> Option<usize> {
+    column::<classes::Vm>(app, field)
+}
+
+/// One field of an object of class `C`, read without building its record.
+pub fn field<C: Class>(app: &App, r: &str, name: &str) -> Option<Value> {
+    let c = column::<C>(app, name)?;
+    app.db.get(app.table_of::<C>(), r)?.get(c).cloned()
+}
+
+/// Sets fields of an object of class `C` by name in one write, leaving those that already
+/// hold the value alone, without building the record (`update` for a few known fields).
+/// A vanished object is `HANDLE_INVALID`; one that vanishes meanwhile is left alone.
+pub fn set_fields<C: Class>(app: &App, r: &str, fields: &[(&str, Value)]) -> ApiResult<()> {
+    let t = app.table_of::<C>();
+    let class = &app.model.classes[C::INDEX];
+    let mut columns = Vec::with_capacity(fields.len());
+    for (name, _) in fields {
+        let c = column::<C>(app, name)
+            .ok_or_else(|| ApiError::internal(format!("{} has no field {name}", class.name)))?;
+        columns.push(c);
+    }
+    if app.db.get(t, r).is_none() {
+        return Err(errors::handle_invalid(&class.name, r));
+    }
+    app.write(|txn| {
+        let Some(row) = txn.view().get(t, r) else {
+            return Ok(());
+        };
+        for (&c, (_, value)) in columns.iter().zip(fields) {
+            if row.get(c) != Some(value) {
+                txn.set_field(t, r, c, value.clone())?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Whether a VM row lists operations in progress, read without building the record.
+pub fn has_current_operations(app: &App, row: &[Value]) -> bool {
+    vm_column(app, "current_operations")
+        .and_then(|c| row.get(c))
+        .is_some_and(|v| matches!(v, Value::Struct(ops) if !ops.is_empty()))
+}
+
 /// The VM's uuid as the hypervisor names it.
 pub fn uuid_of(rec: &VmRecord) -> ApiResult<uuid::Uuid> {
     uuid::Uuid::parse_str(&rec.uuid)
@@ -144,16 +195,113 @@ pub fn internal_ctx(app: &std::sync::Arc<App>) -> Ctx {
 /// Runs `f` as operation `op` on VM `vm` (recorded in `current_operations`, conflicting
 /// operations refused), then recomputes `allowed_operations` and lets the event consumer look
 /// at the VM again, since events that arrived meanwhile were left to the operation.
+///
+/// The same bookkeeping as `tasks::with_operation`, in fewer writes: taking the operation is
+/// one write, and ending it removes the entry and stores the newly allowed operations in
+/// another (the VM's devices follow in their own writes when theirs change).
 pub fn with_vm_operation<R>(
     ctx: &Ctx,
     vm: &str,
     op: xapi_idl::enums::VmOperations,
     f: impl FnOnce() -> ApiResult<R>,
 ) -> ApiResult<R> {
-    let result = crate::tasks::with_operation(ctx, "VM", vm, xapi_idl::WireEnum::as_str(op), f);
-    allowed_ops::update_vm(&ctx.app, vm);
+    let guard = VmOperation::take(&ctx.app, vm, op, ctx.operation_ref())?;
+    let result = f();
+    drop(guard);
     monitor::recheck(&ctx.app, vm);
     result
+}
+
+/// An operation's entry in a VM's `current_operations`; dropping it removes the entry and
+/// recomputes `allowed_operations` (also when the operation panicked).
+struct VmOperation<'a> {
+    app: &'a App,
+    vm: &'a str,
+    op_ref: String,
+    /// `allowed_operations` before the operation, put back if it cannot be recomputed.
+    saved: Value,
+}
+
+impl<'a> VmOperation<'a> {
+    fn take(
+        app: &'a App,
+        vm: &'a str,
+        op: xapi_idl::enums::VmOperations,
+        op_ref: String,
+    ) -> ApiResult<VmOperation<'a>> {
+        let t = app.table_of::<classes::Vm>();
+        let (Some(current), Some(allowed)) = (
+            vm_column(app, "current_operations"),
+            vm_column(app, "allowed_operations"),
+        ) else {
+            return Err(ApiError::internal("VM has no operation columns"));
+        };
+        let saved = app.write(|txn| {
+            let Some(row) = txn.view().get(t, vm) else {
+                return Ok(Err(errors::handle_invalid("VM", vm)));
+            };
+            if let Some(Value::Struct(ops)) = row.get(current) {
+                if let Some((other_ref, other_op)) = ops.first() {
+                    let other_op = other_op.as_str().unwrap_or_default().to_owned();
+                    return Ok(Err(errors::other_operation_in_progress(
+                        "VM", vm, other_op, other_ref,
+                    )));
+                }
+            }
+            let name = xapi_idl::WireEnum::as_str(op).to_owned();
+            let saved = row
+                .get(allowed)
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new()));
+            txn.map_add(t, vm, current, &op_ref, Value::String(name))?;
+            txn.set_field(t, vm, allowed, Value::Array(Vec::new()))?;
+            Ok(Ok(saved))
+        })??;
+        Ok(VmOperation {
+            app,
+            vm,
+            op_ref,
+            saved,
+        })
+    }
+}
+
+impl Drop for VmOperation<'_> {
+    fn drop(&mut self) {
+        let (app, vm) = (self.app, self.vm);
+        let t = app.table_of::<classes::Vm>();
+        let (Some(current), Some(allowed)) = (
+            vm_column(app, "current_operations"),
+            vm_column(app, "allowed_operations"),
+        ) else {
+            return;
+        };
+        let result = app.write(|txn| {
+            if txn.view().get(t, vm).is_none() {
+                return Ok(None);
+            }
+            txn.map_remove(t, vm, current, &self.op_ref)?;
+            let Some(row) = txn.view().get(t, vm) else {
+                return Ok(None);
+            };
+            let Ok(rec) = VmRecord::from_row(&row) else {
+                txn.set_field(t, vm, allowed, self.saved.clone())?;
+                return Ok(None);
+            };
+            let ops = allowed_ops::compute_vm_with(vm, &rec, |t, r| txn.view().get(t, r), app);
+            txn.set_field(t, vm, allowed, xapi_idl::ToValue::to_value(&ops))?;
+            Ok(Some(rec))
+        });
+        match result {
+            Ok(Some(rec)) => {
+                if let Err(e) = allowed_ops::update_devices(app, &rec) {
+                    tracing::debug!(vm, error = %e, "device allowed_operations not updated");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(vm, error = %e, "could not clear current_operations"),
+        }
+    }
 }
 
 /// The wire value of a record, as `get_record` answers.

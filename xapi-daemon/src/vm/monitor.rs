@@ -11,13 +11,14 @@
 
 use std::sync::Arc;
 
+use xapi_db::Row;
 use xapi_idl::enums::{OnCrashBehaviour, OnNormalExit, VmOperations as Op, VmPowerState};
 use xapi_idl::records::{VmMetricsRecord, VmRecord};
-use xapi_idl::{classes, ApiResult, Record};
+use xapi_idl::{classes, ApiResult, Record, Value};
 use xenops::{DomainEvent, DomainState, ShutdownReason, XenopsError};
 
 use crate::app::App;
-use crate::vm::{allowed_ops, internal_ctx, metrics, power, read_vm, update, uuid_of};
+use crate::vm::{allowed_ops, metrics, power, read_vm, update, uuid_of};
 
 /// Subscribes to domain events, reconciles every VM once, then consumes events on a thread of
 /// its own until the process ends.
@@ -29,7 +30,19 @@ pub fn spawn(app: &Arc<App>) {
         .name("xenops-events".into())
         .spawn(move || {
             while let Ok(event) = events.recv() {
-                handle(&app, &event);
+                // A VM operation makes a burst of events: take what has arrived and compare
+                // each VM they name once, after the rest of the burst is handled.
+                let mut vms = Vec::new();
+                for event in std::iter::once(event).chain(events.try_iter()) {
+                    if let Some(vm) = handle(&app, &event) {
+                        if !vms.contains(&vm) {
+                            vms.push(vm);
+                        }
+                    }
+                }
+                for vm in vms {
+                    recheck(&app, vm.as_str());
+                }
             }
         });
     if let Err(e) = spawned {
@@ -37,12 +50,13 @@ pub fn spawn(app: &Arc<App>) {
     }
 }
 
-fn handle(app: &Arc<App>, event: &DomainEvent) {
+/// Handles one event; returns the VM to compare with its domain, if the event calls for it.
+fn handle(app: &Arc<App>, event: &DomainEvent) -> Option<xapi_idl::Ref<classes::Vm>> {
     let uuid = event.uuid();
     match event {
         DomainEvent::Shutdown { reason, .. } => {
             app.vm_runtime.shutdown_reasons.lock().insert(uuid, *reason);
-            return;
+            return None;
         }
         // The state change comes first; by the time it is looked at the domain may be gone,
         // so remember the reason now.
@@ -52,18 +66,17 @@ fn handle(app: &Arc<App>, event: &DomainEvent) {
         } => {
             app.vm_runtime.shutdown_reasons.lock().insert(uuid, *reason);
         }
-        DomainEvent::Created { .. } | DomainEvent::DeviceStateChanged { .. } => return,
+        DomainEvent::Created { .. } | DomainEvent::DeviceStateChanged { .. } => return None,
         _ => {}
     }
-    let Some(vm) = crate::vm::vm_by_uuid(app, &uuid) else {
-        return;
-    };
+    let vm = crate::vm::vm_by_uuid(app, &uuid)?;
     match event {
         DomainEvent::GuestAgentUpdated { .. } => {
             if let Err(e) = metrics::refresh_guest(app, vm.as_str()) {
                 tracing::debug!(vm = %vm, error = %e, "guest metrics not refreshed");
             }
             allowed_ops::update_vm(app, vm.as_str());
+            None
         }
         DomainEvent::MemoryTargetReached { bytes, .. } => {
             if let Ok(rec) = read_vm(app, vm.as_str()) {
@@ -72,8 +85,9 @@ fn handle(app: &Arc<App>, event: &DomainEvent) {
                 });
             }
             let _ = metrics::refresh_host(app);
+            None
         }
-        _ => recheck(app, vm.as_str()),
+        _ => Some(vm),
     }
 }
 
@@ -116,15 +130,25 @@ fn observe(app: &App, rec: &VmRecord) -> ApiResult<Seen> {
 
 /// Repairs one difference; `Ok(true)` when something changed.
 fn repair_once(app: &Arc<App>, vm: &str) -> ApiResult<bool> {
-    let rec = read_vm(app, vm)?;
-    if rec.is_control_domain || rec.is_a_template || !rec.current_operations.is_empty() {
+    let t = app.table_of::<classes::Vm>();
+    let Some(row) = app.db.get(t, vm) else {
+        return Ok(false);
+    };
+    // Most comparisons happen while an operation runs (it asks again when it ends): look at
+    // that before building the whole record.
+    if crate::vm::has_current_operations(app, &row) {
         return Ok(false);
     }
+    let rec = VmRecord::from_row(&row).map_err(xapi_idl::ApiError::from)?;
+    if rec.is_control_domain || rec.is_a_template {
+        return Ok(false);
+    }
+    let seen = observe(app, &rec)?;
     let live = matches!(
         rec.power_state,
         VmPowerState::Running | VmPowerState::Paused
     );
-    match (live, observe(app, &rec)?) {
+    match (live, seen) {
         (_, Seen::Transient) => Ok(false),
         (true, Seen::Live(d)) => {
             let state = if d.state == DomainState::Running {
@@ -135,7 +159,7 @@ fn repair_once(app: &Arc<App>, vm: &str) -> ApiResult<bool> {
             if state == rec.power_state && i64::from(d.domid) == rec.domid {
                 return Ok(false);
             }
-            as_operation(app, vm, Op::PowerStateReset, |app| {
+            as_operation(app, vm, &row, Op::PowerStateReset, |app| {
                 power::record_live(app, vm, false, None)
             })
         }
@@ -144,7 +168,7 @@ fn repair_once(app: &Arc<App>, vm: &str) -> ApiResult<bool> {
                 vm,
                 "found a domain for a VM recorded as not running; adopting it"
             );
-            as_operation(app, vm, Op::PowerStateReset, |app| {
+            as_operation(app, vm, &row, Op::PowerStateReset, |app| {
                 power::record_live(app, vm, false, None)
             })
         }
@@ -154,41 +178,102 @@ fn repair_once(app: &Arc<App>, vm: &str) -> ApiResult<bool> {
             {
                 return Ok(false);
             }
-            on_crash(app, vm, &rec)
+            on_crash(app, vm, &row, &rec)
         }
         (true, Seen::Gone) => {
             let uuid = uuid_of(&rec)?;
             let reason = app.vm_runtime.shutdown_reasons.lock().remove(&uuid);
-            on_guest_exit(app, vm, &rec, reason)
+            on_guest_exit(app, vm, &row, &rec, reason)
         }
         (false, Seen::Gone) => Ok(false),
     }
 }
 
-/// Runs a repair as VM operation `op` under an internal context; `Ok(false)` if another
-/// operation holds the VM (it will ask for a comparison itself).
+/// Runs a repair as VM operation `op` under an internal context; `Ok(false)` if the VM row
+/// is no longer `seen` (an operation changed it after the comparison: it asks for another
+/// comparison when it ends) or another operation holds the VM. Claiming only an unchanged
+/// row keeps a repair decided on stale facts from holding the VM while a client operates
+/// on it.
 fn as_operation(
     app: &Arc<App>,
     vm: &str,
+    seen: &Row,
     op: Op,
     f: impl FnOnce(&App) -> ApiResult<()>,
 ) -> ApiResult<bool> {
-    let ctx = internal_ctx(app);
-    let outcome =
-        crate::tasks::with_operation(&ctx, "VM", vm, xapi_idl::WireEnum::as_str(op), || f(app));
+    let Some(claim) = Claim::take(app, vm, seen, op)? else {
+        return Ok(false);
+    };
+    let outcome = f(app);
+    drop(claim);
     allowed_ops::update_vm(app, vm);
-    match outcome {
-        Ok(()) => Ok(true),
-        Err(e) if e.code == xapi_idl::errors::OTHER_OPERATION_IN_PROGRESS => Ok(false),
-        Err(e) => Err(e),
+    outcome.map(|()| true)
+}
+
+/// A repair's entry in the VM's `current_operations`, removed on drop (as
+/// `tasks::with_operation` does for API calls).
+struct Claim<'a> {
+    app: &'a App,
+    vm: &'a str,
+    op_ref: String,
+    /// `allowed_operations` before the claim emptied it, put back on drop.
+    allowed: (usize, Value),
+}
+
+impl<'a> Claim<'a> {
+    /// Records `op` if the VM row is still `seen` (so no operation is in progress either).
+    fn take(app: &'a App, vm: &'a str, seen: &Row, op: Op) -> ApiResult<Option<Claim<'a>>> {
+        let t = app.table_of::<classes::Vm>();
+        let (Some(current), Some(allowed)) = (
+            crate::vm::vm_column(app, "current_operations"),
+            crate::vm::vm_column(app, "allowed_operations"),
+        ) else {
+            return Err(xapi_idl::ApiError::internal("VM has no operation columns"));
+        };
+        let op_ref = format!("OpaqueRef:{}", uuid::Uuid::new_v4());
+        let claimed = app.write(|txn| match txn.view().get(t, vm) {
+            Some(now) if Arc::ptr_eq(&now, seen) || now == *seen => {
+                let name = xapi_idl::WireEnum::as_str(op).to_owned();
+                txn.map_add(t, vm, current, &op_ref, Value::String(name))?;
+                txn.set_field(t, vm, allowed, Value::Array(Vec::new()))?;
+                Ok(now.get(allowed).cloned())
+            }
+            _ => Ok(None),
+        })?;
+        Ok(claimed.map(|saved| Claim {
+            app,
+            vm,
+            op_ref,
+            allowed: (allowed, saved),
+        }))
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let t = self.app.table_of::<classes::Vm>();
+        let Some(current) = crate::vm::vm_column(self.app, "current_operations") else {
+            return;
+        };
+        let result = self.app.write(|txn| {
+            if txn.view().get(t, self.vm).is_some() {
+                txn.map_remove(t, self.vm, current, &self.op_ref)?;
+                let (column, saved) = &self.allowed;
+                txn.set_field(t, self.vm, *column, saved.clone())?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            tracing::warn!(vm = self.vm, error = %e, "could not clear current_operations");
+        }
     }
 }
 
 /// `actions_after_crash` for a crashed domain.
-fn on_crash(app: &Arc<App>, vm: &str, rec: &VmRecord) -> ApiResult<bool> {
+fn on_crash(app: &Arc<App>, vm: &str, row: &Row, rec: &VmRecord) -> ApiResult<bool> {
     tracing::info!(vm, action = ?rec.actions_after_crash, "VM crashed");
     match rec.actions_after_crash {
-        OnCrashBehaviour::Preserve => as_operation(app, vm, Op::PowerStateReset, |app| {
+        OnCrashBehaviour::Preserve => as_operation(app, vm, row, Op::PowerStateReset, |app| {
             update::<VmRecord>(app, vm, |r| r.power_state = VmPowerState::Paused)?;
             if let Ok(rec) = read_vm(app, vm) {
                 let _ = update::<VmMetricsRecord>(app, rec.metrics.as_str(), |m| {
@@ -198,14 +283,14 @@ fn on_crash(app: &Arc<App>, vm: &str, rec: &VmRecord) -> ApiResult<bool> {
             Ok(())
         }),
         OnCrashBehaviour::Destroy | OnCrashBehaviour::CoredumpAndDestroy => {
-            as_operation(app, vm, Op::HardShutdown, |app| {
+            as_operation(app, vm, row, Op::HardShutdown, |app| {
                 power::destroy_domain(app, vm, rec)?;
                 power::mark_halted(app, vm)
             })
         }
         OnCrashBehaviour::Restart
         | OnCrashBehaviour::CoredumpAndRestart
-        | OnCrashBehaviour::RenameRestart => as_operation(app, vm, Op::HardReboot, |app| {
+        | OnCrashBehaviour::RenameRestart => as_operation(app, vm, row, Op::HardReboot, |app| {
             power::destroy_domain(app, vm, rec)?;
             power::restart(app, vm)
         }),
@@ -216,6 +301,7 @@ fn on_crash(app: &Arc<App>, vm: &str, rec: &VmRecord) -> ApiResult<bool> {
 fn on_guest_exit(
     app: &Arc<App>,
     vm: &str,
+    row: &Row,
     rec: &VmRecord,
     reason: Option<ShutdownReason>,
 ) -> ApiResult<bool> {
@@ -228,9 +314,9 @@ fn on_guest_exit(
     tracing::info!(vm, ?reason, ?action, "guest left by itself");
     match action {
         OnNormalExit::Restart => {
-            as_operation(app, vm, Op::HardReboot, |app| power::restart(app, vm))
+            as_operation(app, vm, row, Op::HardReboot, |app| power::restart(app, vm))
         }
-        OnNormalExit::Destroy => as_operation(app, vm, Op::PowerStateReset, |app| {
+        OnNormalExit::Destroy => as_operation(app, vm, row, Op::PowerStateReset, |app| {
             power::mark_halted(app, vm)
         }),
     }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use xapi_idl::enums::{VmOperations as Op, VmPowerState};
 use xapi_idl::records::{VbdRecord, VifRecord, VmGuestMetricsRecord, VmMetricsRecord, VmRecord};
-use xapi_idl::{classes, errors, ApiError, ApiResult, Ref};
+use xapi_idl::{classes, errors, ApiError, ApiResult, Ref, ToValue, Value};
 use xenops::{DomainState, ShutdownKind};
 
 use crate::app::App;
@@ -19,7 +19,9 @@ use crate::dispatch::Ctx;
 use crate::errors::xenops_error;
 use crate::vm::hypervisor::{boot_record_text, domain_config, parse_boot_record};
 use crate::vm::lifecycle::{self, Facts};
-use crate::vm::{guest_timeout, metrics, read, read_vm, update, uuid_of, with_vm_operation};
+use crate::vm::{
+    field, guest_timeout, metrics, read, read_vm, set_fields, update, uuid_of, with_vm_operation,
+};
 
 /// The `other_config` key naming a suspended VM's memory image (until suspend VDIs exist).
 pub const SUSPEND_IMAGE_KEY: &str = "suspend_image_path";
@@ -115,17 +117,22 @@ pub fn record_live(
         DomainState::Running => VmPowerState::Running,
         _ => VmPowerState::Paused,
     };
-    let host = Ref::from_raw(&app.host);
-    let rec = update::<VmRecord>(app, vm, |r| {
-        r.power_state = power_state;
-        r.domid = i64::from(domain.domid);
-        r.resident_on = host;
-        r.scheduled_to_be_resident_on = Ref::null();
-        r.memory_target = domain.memory_target as i64;
-        if let Some(text) = boot_record {
-            r.last_booted_record = text;
-        }
-    })?;
+    // The fields that change, set by name: the rest of `rec` (devices, metrics, platform)
+    // stays as read.
+    let mut fields = vec![
+        ("power_state", power_state.to_value()),
+        ("domid", Value::Int(i64::from(domain.domid))),
+        ("resident_on", Value::String(app.host.clone())),
+        (
+            "scheduled_to_be_resident_on",
+            Value::String(xapi_idl::NULL_REF.to_owned()),
+        ),
+        ("memory_target", Value::Int(domain.memory_target as i64)),
+    ];
+    if let Some(text) = boot_record {
+        fields.push(("last_booted_record", Value::String(text)));
+    }
+    set_fields::<classes::Vm>(app, vm, &fields)?;
     metrics::domain_live(app, vm, &rec, &domain, started)?;
     for (vbd, v) in crate::vm::hypervisor::vbds_of(app, &rec) {
         let attached = domain
@@ -164,15 +171,18 @@ pub fn devid_of(userdevice: &str) -> u32 {
 /// Records that the VM has no domain: `Halted` (or `Suspended`), no domid, not resident,
 /// devices detached.
 pub fn mark_stopped(app: &App, vm: &str, state: VmPowerState) -> ApiResult<()> {
-    let rec = update::<VmRecord>(app, vm, |r| {
-        r.power_state = state;
-        r.domid = -1;
-        r.resident_on = Ref::null();
-        r.scheduled_to_be_resident_on = Ref::null();
-        if state == VmPowerState::Halted {
-            r.requires_reboot = false;
-        }
-    })?;
+    let rec = read_vm(app, vm)?;
+    let null = || Value::String(xapi_idl::NULL_REF.to_owned());
+    let mut fields = vec![
+        ("power_state", state.to_value()),
+        ("domid", Value::Int(-1)),
+        ("resident_on", null()),
+        ("scheduled_to_be_resident_on", null()),
+    ];
+    if state == VmPowerState::Halted {
+        fields.push(("requires_reboot", Value::Bool(false)));
+    }
+    set_fields::<classes::Vm>(app, vm, &fields)?;
     for vbd in &rec.vbds {
         if let Ok(v) = update::<VbdRecord>(app, vbd.as_str(), |v| v.currently_attached = false) {
             if !v.vdi.is_null() && !v.empty {
@@ -183,7 +193,7 @@ pub fn mark_stopped(app: &App, vm: &str, state: VmPowerState) -> ApiResult<()> {
     for vif in &rec.vifs {
         let _ = update::<VifRecord>(app, vif.as_str(), |v| v.currently_attached = false);
     }
-    metrics::domain_gone(app, vm, state == VmPowerState::Halted)?;
+    metrics::domain_gone_of(app, vm, &rec, state == VmPowerState::Halted)?;
     metrics::refresh_host(app)?;
     crate::console::refresh(app, vm)
 }
@@ -195,8 +205,17 @@ pub fn mark_halted(app: &App, vm: &str) -> ApiResult<()> {
 }
 
 fn discard_suspend_image(app: &App, vm: &str) -> ApiResult<()> {
-    let rec = read_vm(app, vm)?;
-    if let Some(path) = rec.other_config.get(SUSPEND_IMAGE_KEY) {
+    let Some(other_config) = field::<classes::Vm>(app, vm, "other_config") else {
+        return Err(errors::handle_invalid("VM", vm));
+    };
+    let path = match &other_config {
+        Value::Struct(members) => members
+            .iter()
+            .find(|(k, _)| k == SUSPEND_IMAGE_KEY)
+            .and_then(|(_, v)| v.as_str()),
+        _ => None,
+    };
+    if let Some(path) = path {
         if let Err(e) = std::fs::remove_file(path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(vm, path, error = %e, "could not remove suspend image");
