@@ -147,10 +147,36 @@ pub(crate) async fn run(ctx: Ctx, index: usize, params: Vec<Value>) -> ApiResult
     match msg.kind {
         MessageKind::Implicit(kind) => crate::implicit::run(&ctx.app, msg, kind, params),
         MessageKind::Explicit(n) => {
+            // On the multi-threaded runtime the action runs right here, with this worker's
+            // other tasks handed to another thread meanwhile: the call skips two thread
+            // hand-overs (there and back) on its way. Elsewhere it goes to the blocking pool.
+            let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread;
+            if multi_thread {
+                let app = &ctx.app;
+                let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tokio::task::block_in_place(|| dispatch_explicit(&**app, &ctx, n, params))
+                }));
+                return caught.unwrap_or_else(|panic| {
+                    Err(ApiError::internal(format!(
+                        "action failed: {}",
+                        panic_message(&panic)
+                    )))
+                });
+            }
             let app = ctx.app.clone();
             tokio::task::spawn_blocking(move || dispatch_explicit(&*app, &ctx, n, params))
                 .await
                 .map_err(|e| ApiError::internal(format!("action failed: {e}")))?
         }
     }
+}
+
+/// What a caught panic said, for the `INTERNAL_ERROR` of the call.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panicked")
 }

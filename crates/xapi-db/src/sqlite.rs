@@ -99,6 +99,9 @@ struct TableSql {
     delete: String,
 }
 
+/// WAL pages (4 KiB each) after which a commit checkpoints the WAL into the database file.
+const WAL_CHECKPOINT_PAGES: u32 = 4000;
+
 /// The open SQLite file (or in-memory database).
 pub(crate) struct Store {
     conn: Connection,
@@ -335,8 +338,12 @@ impl Store {
             Synchronous::Normal => "NORMAL",
             Synchronous::Full => "FULL",
         };
+        // Checkpoints (which copy the WAL into the file and sync it) every WAL_CHECKPOINT_PAGES
+        // rather than SQLite's 1000: the same hot pages are copied once per checkpoint, so
+        // fewer checkpoints write and sync less. Commits are as durable either way.
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF;"
+            "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; \
+             PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};"
         ))?;
         conn.set_prepared_statement_cache_capacity(1024);
 

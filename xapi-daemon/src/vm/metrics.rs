@@ -185,26 +185,38 @@ pub fn guest_record(data: &BTreeMap<String, String>) -> VmGuestMetricsRecord {
 }
 
 /// Reads the guest agent's data from the hypervisor into `VM_guest_metrics` (made on first
-/// report; nothing when the guest has no agent).
-pub fn refresh_guest(app: &App, vm: &str) -> ApiResult<()> {
+/// report; nothing when the guest has no agent); true when something was written.
+pub fn refresh_guest(app: &App, vm: &str) -> ApiResult<bool> {
     refresh_guest_of(app, vm, &read::<VmRecord>(app, vm)?)
 }
 
 /// `refresh_guest` for a VM record the caller has just read.
-pub fn refresh_guest_of(app: &App, vm: &str, rec: &VmRecord) -> ApiResult<()> {
+pub fn refresh_guest_of(app: &App, vm: &str, rec: &VmRecord) -> ApiResult<bool> {
     let Ok(uuid) = crate::vm::uuid_of(rec) else {
-        return Ok(());
+        return Ok(false);
     };
     let Ok(data) = app.hypervisor.guest_data(&uuid) else {
-        return Ok(());
+        return Ok(false);
     };
     if data.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let fresh = guest_record(&data);
-    if !rec.guest_metrics.is_null()
-        && read::<VmGuestMetricsRecord>(app, rec.guest_metrics.as_str()).is_ok()
-    {
+    let current = (!rec.guest_metrics.is_null())
+        .then(|| read::<VmGuestMetricsRecord>(app, rec.guest_metrics.as_str()).ok())
+        .flatten();
+    if let Some(current) = current {
+        // Several paths read the agent after one report (the operation that booted the
+        // guest, the event consumer): only news is written.
+        let unchanged = VmGuestMetricsRecord {
+            uuid: current.uuid.clone(),
+            other_config: current.other_config.clone(),
+            last_updated: current.last_updated,
+            ..fresh.clone()
+        } == current;
+        if unchanged {
+            return Ok(false);
+        }
         update::<VmGuestMetricsRecord>(app, rec.guest_metrics.as_str(), |gm| {
             *gm = VmGuestMetricsRecord {
                 uuid: gm.uuid.clone(),
@@ -212,7 +224,7 @@ pub fn refresh_guest_of(app: &App, vm: &str, rec: &VmRecord) -> ApiResult<()> {
                 ..fresh
             };
         })?;
-        return Ok(());
+        return Ok(true);
     }
     let gm: Ref<classes::VmGuestMetrics> = Ref::fresh();
     insert(
@@ -228,7 +240,7 @@ pub fn refresh_guest_of(app: &App, vm: &str, rec: &VmRecord) -> ApiResult<()> {
         vm,
         &[("guest_metrics", Value::String(gm.into_string()))],
     )?;
-    Ok(())
+    Ok(true)
 }
 
 /// `host_metrics.memory_total` / `memory_free` from the hypervisor's physinfo.

@@ -72,10 +72,15 @@ fn handle(app: &Arc<App>, event: &DomainEvent) -> Option<xapi_idl::Ref<classes::
     let vm = crate::vm::vm_by_uuid(app, &uuid)?;
     match event {
         DomainEvent::GuestAgentUpdated { .. } => {
-            if let Err(e) = metrics::refresh_guest(app, vm.as_str()) {
-                tracing::debug!(vm = %vm, error = %e, "guest metrics not refreshed");
+            // Guest features move the allowed operations; nothing new moves nothing.
+            match metrics::refresh_guest(app, vm.as_str()) {
+                Ok(false) => {}
+                Ok(true) => allowed_ops::update_vm(app, vm.as_str()),
+                Err(e) => {
+                    tracing::debug!(vm = %vm, error = %e, "guest metrics not refreshed");
+                    allowed_ops::update_vm(app, vm.as_str());
+                }
             }
-            allowed_ops::update_vm(app, vm.as_str());
             None
         }
         DomainEvent::MemoryTargetReached { bytes, .. } => {
