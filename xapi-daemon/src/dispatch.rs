@@ -150,12 +150,10 @@ pub(crate) async fn run(ctx: Ctx, index: usize, params: Vec<Value>) -> ApiResult
             // On the multi-threaded runtime the action runs right here, with this worker's
             // other tasks handed to another thread meanwhile: the call skips two thread
             // hand-overs (there and back) on its way. Elsewhere it goes to the blocking pool.
-            let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
-                == tokio::runtime::RuntimeFlavor::MultiThread;
-            if multi_thread {
+            if multi_thread() {
                 let app = &ctx.app;
                 let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    tokio::task::block_in_place(|| dispatch_explicit(&**app, &ctx, n, params))
+                    blocking_in_place(|| dispatch_explicit(&**app, &ctx, n, params))
                 }));
                 return caught.unwrap_or_else(|panic| {
                     Err(ApiError::internal(format!(
@@ -179,4 +177,20 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("panicked")
+}
+
+/// Whether this runs on the multi-threaded runtime (where `block_in_place` is allowed).
+fn multi_thread() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+/// Runs blocking `f` on this thread, handing the worker's other tasks to another thread
+/// first when the runtime allows it.
+fn blocking_in_place<R>(f: impl FnOnce() -> R) -> R {
+    if multi_thread() {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
 }

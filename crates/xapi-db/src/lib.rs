@@ -96,6 +96,8 @@ pub struct Db {
     state: RwLock<State>,
     persist: Arc<Persist>,
     generation: watch::Sender<u64>,
+    /// Like `generation`, but only moved by commits that add or delete objects.
+    membership: watch::Sender<u64>,
     options: DbOptions,
 }
 
@@ -120,6 +122,7 @@ impl Db {
         check_defaults(&schema)?;
         let (store, state) = Store::open(path, &schema, &info, &options)?;
         let (generation, _) = watch::channel(state.generation);
+        let (membership, _) = watch::channel(state.generation);
         let window = match options.durability {
             Durability::Immediate => None,
             Durability::Deferred { flush_window } => Some(flush_window),
@@ -134,6 +137,7 @@ impl Db {
             state: RwLock::new(state),
             persist,
             generation,
+            membership,
             options,
         })
     }
@@ -178,11 +182,18 @@ impl Db {
             Durability::Immediate => self.persist.commit_now(&plan)?,
             Durability::Deferred { .. } => self.persist.enqueue(plan.clone()),
         }
+        let structural = plan
+            .ops
+            .iter()
+            .any(|op| !matches!(op, crate::sqlite::Op::Update { .. }));
         txn.apply(plan);
         drop(txn);
         let generation = state.generation;
         drop(state);
         self.generation.send_replace(generation);
+        if structural {
+            self.membership.send_replace(generation);
+        }
         Ok(value)
     }
 
@@ -263,6 +274,13 @@ impl Db {
     /// A receiver of the last committed generation, updated after each commit.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
+    }
+
+    /// A receiver of the generation of the last commit that added or deleted an object: for
+    /// watchers that follow only objects coming and going, which then sleep through the far
+    /// more common field changes instead of waking for each.
+    pub fn subscribe_membership(&self) -> watch::Receiver<u64> {
+        self.membership.subscribe()
     }
 
     /// Returns once every write made before the call is committed to SQLite: in deferred mode
@@ -470,6 +488,23 @@ mod tests {
         assert_eq!(adds.items[0].r#ref, "vbd1");
         let none = db.changes_since_where(since, 0, |_, op| op == ChangeOp::Del);
         assert!(none.items.is_empty(), "vm2 came and went after the token");
+    }
+
+    #[test]
+    fn membership_watchers_wake_only_for_objects_coming_and_going() {
+        let db = Db::open_in_memory(schema()).unwrap();
+        let mut members = db.subscribe_membership();
+        let mut all = db.subscribe();
+        add_vm(&db, "vm1", "a");
+        assert!(members.has_changed().unwrap());
+        assert_eq!(*members.borrow_and_update(), db.generation());
+        all.borrow_and_update();
+        db.write(|txn| txn.set_field(VM, "vm1", 5, Value::Int(1)))
+            .unwrap();
+        assert!(all.has_changed().unwrap());
+        assert!(!members.has_changed().unwrap(), "a field change is no news");
+        db.write(|txn| txn.delete(VM, "vm1").map(|_| ())).unwrap();
+        assert!(members.has_changed().unwrap());
     }
 
     #[test]

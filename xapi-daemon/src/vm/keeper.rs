@@ -3,8 +3,9 @@
 //! gets its `VM_metrics` and `allowed_operations`; a destroyed VM takes its metrics, guest
 //! metrics, VBDs and VIFs with it (and any domain it still had); a new VIF gets a MAC.
 //!
-//! It follows the object store's change log (`Db::changes_since`), so it also covers objects
-//! made by any other path, shortly after the write that made them.
+//! It follows the object store's change log (`Db::changes_since_where`), woken only by commits
+//! that add or delete objects (`Db::subscribe_membership`), so it also covers objects made by
+//! any other path, shortly after the write that made them.
 
 use std::sync::Arc;
 
@@ -17,7 +18,8 @@ use crate::vm::{allowed_ops, delete, metrics, update};
 
 /// Follows the change log until the process ends.
 pub async fn run(app: Arc<App>) {
-    let mut generations = app.db.subscribe();
+    // Only objects coming and going matter here: field changes do not wake the keeper.
+    let mut generations = app.db.subscribe_membership();
     let mut since = app.db.read(|v| v.generation());
     loop {
         if generations.changed().await.is_err() {
