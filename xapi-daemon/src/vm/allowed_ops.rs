@@ -61,7 +61,9 @@ fn try_update_vm(app: &App, vm: &str) -> xapi_idl::ApiResult<()> {
         ["allowed_operations"];
     let mut rec = None;
     for _ in 0..16 {
-        let Some(row) = app.db.get(t, vm) else {
+        // The row with its generations: an unchanged row keeps them, so the compare-and-set
+        // needs no second copy of the row.
+        let (Some(row), Some(seen)) = app.db.read(|v| (v.get(t, vm), v.generations(t, vm))) else {
             return Ok(());
         };
         let now = VmRecord::from_row(&row).map_err(xapi_idl::ApiError::from)?;
@@ -71,9 +73,12 @@ fn try_update_vm(app: &App, vm: &str) -> xapi_idl::ApiResult<()> {
             break;
         }
         let value = allowed.to_value();
-        let written = app.write(|txn| match txn.view().get(t, vm) {
-            Some(current) if current == row => txn.set_field(t, vm, col, value).map(|()| true),
-            _ => Ok(false),
+        let written = app.write(|txn| {
+            if txn.view().generations(t, vm) == Some(seen) {
+                txn.set_field(t, vm, col, value).map(|()| true)
+            } else {
+                Ok(false)
+            }
         })?;
         rec = Some(now);
         if written {

@@ -84,7 +84,7 @@ pub fn update<R: Record>(app: &App, r: &str, f: impl FnOnce(&mut R)) -> ApiResul
     f(&mut rec);
     let new = rec.to_row();
     app.write(|txn| {
-        if txn.view().get(t, r).is_none() {
+        if !exists(&txn.view(), t, r) {
             return Ok(());
         }
         for (c, v) in new.iter().enumerate() {
@@ -111,11 +111,17 @@ pub fn delete<C: Class>(app: &App, r: &str) -> ApiResult<()> {
     }
     let t = app.table_of::<C>();
     app.write(|txn| {
-        if txn.view().get(t, r).is_some() {
+        if exists(&txn.view(), t, r) {
             txn.delete(t, r)?;
         }
         Ok(())
     })
+}
+
+/// Whether an object exists, without building its row (a read of a whole row copies it once
+/// after every change).
+fn exists(view: &xapi_db::ReadView<'_>, t: xapi_db::TableId, r: &str) -> bool {
+    view.generations(t, r).is_some()
 }
 
 /// The column of a field of class `C` in the store (a field's position in the datamodel).
@@ -131,7 +137,7 @@ pub fn vm_column(app: &App, field: &str) -> Option<usize> {
 /// One field of an object of class `C`, read without building its record.
 pub fn field<C: Class>(app: &App, r: &str, name: &str) -> Option<Value> {
     let c = column::<C>(app, name)?;
-    app.db.get(app.table_of::<C>(), r)?.get(c).cloned()
+    app.db.get_field(app.table_of::<C>(), r, c)
 }
 
 /// Sets fields of an object of class `C` by name in one write, leaving those that already
@@ -146,15 +152,15 @@ pub fn set_fields<C: Class>(app: &App, r: &str, fields: &[(&str, Value)]) -> Api
             .ok_or_else(|| ApiError::internal(format!("{} has no field {name}", class.name)))?;
         columns.push(c);
     }
-    if app.db.get(t, r).is_none() {
+    if !app.db.read(|view| exists(view, t, r)) {
         return Err(errors::handle_invalid(&class.name, r));
     }
     app.write(|txn| {
-        let Some(row) = txn.view().get(t, r) else {
+        if !exists(&txn.view(), t, r) {
             return Ok(());
-        };
+        }
         for (&c, (_, value)) in columns.iter().zip(fields) {
-            if row.get(c) != Some(value) {
+            if txn.view().get_field(t, r, c).as_ref() != Some(value) {
                 txn.set_field(t, r, c, value.clone())?;
             }
         }
@@ -162,8 +168,14 @@ pub fn set_fields<C: Class>(app: &App, r: &str, fields: &[(&str, Value)]) -> Api
     })
 }
 
-/// Whether a VM row lists operations in progress, read without building the record.
-pub fn has_current_operations(app: &App, row: &[Value]) -> bool {
+/// Whether a VM lists operations in progress, read without building its row or record.
+pub fn has_current_operations(app: &App, vm: &str) -> bool {
+    field::<classes::Vm>(app, vm, "current_operations")
+        .is_some_and(|v| matches!(v, Value::Struct(ops) if !ops.is_empty()))
+}
+
+/// Whether a VM row lists operations in progress (for a row the caller holds anyway).
+pub fn has_current_operations_in(app: &App, row: &[Value]) -> bool {
     vm_column(app, "current_operations")
         .and_then(|c| row.get(c))
         .is_some_and(|v| matches!(v, Value::Struct(ops) if !ops.is_empty()))
@@ -237,10 +249,11 @@ impl<'a> VmOperation<'a> {
             return Err(ApiError::internal("VM has no operation columns"));
         };
         let saved = app.write(|txn| {
-            let Some(row) = txn.view().get(t, vm) else {
+            let view = txn.view();
+            if !exists(&view, t, vm) {
                 return Ok(Err(errors::handle_invalid("VM", vm)));
-            };
-            if let Some(Value::Struct(ops)) = row.get(current) {
+            }
+            if let Some(Value::Struct(ops)) = view.get_field(t, vm, current) {
                 if let Some((other_ref, other_op)) = ops.first() {
                     let other_op = other_op.as_str().unwrap_or_default().to_owned();
                     return Ok(Err(errors::other_operation_in_progress(
@@ -249,9 +262,8 @@ impl<'a> VmOperation<'a> {
                 }
             }
             let name = xapi_idl::WireEnum::as_str(op).to_owned();
-            let saved = row
-                .get(allowed)
-                .cloned()
+            let saved = view
+                .get_field(t, vm, allowed)
                 .unwrap_or(Value::Array(Vec::new()));
             txn.map_add(t, vm, current, &op_ref, Value::String(name))?;
             txn.set_field(t, vm, allowed, Value::Array(Vec::new()))?;
@@ -277,7 +289,7 @@ impl Drop for VmOperation<'_> {
             return;
         };
         let result = app.write(|txn| {
-            if txn.view().get(t, vm).is_none() {
+            if !exists(&txn.view(), t, vm) {
                 return Ok(None);
             }
             txn.map_remove(t, vm, current, &self.op_ref)?;

@@ -135,13 +135,16 @@ fn observe(app: &App, rec: &VmRecord) -> ApiResult<Seen> {
 
 /// Repairs one difference; `Ok(true)` when something changed.
 fn repair_once(app: &Arc<App>, vm: &str) -> ApiResult<bool> {
+    // Most comparisons happen while an operation runs (it asks again when it ends): look at
+    // that before reading the whole row.
+    if crate::vm::has_current_operations(app, vm) {
+        return Ok(false);
+    }
     let t = app.table_of::<classes::Vm>();
     let Some(row) = app.db.get(t, vm) else {
         return Ok(false);
     };
-    // Most comparisons happen while an operation runs (it asks again when it ends): look at
-    // that before building the whole record.
-    if crate::vm::has_current_operations(app, &row) {
+    if crate::vm::has_current_operations_in(app, &row) {
         return Ok(false);
     }
     let rec = VmRecord::from_row(&row).map_err(xapi_idl::ApiError::from)?;
@@ -261,7 +264,7 @@ impl Drop for Claim<'_> {
             return;
         };
         let result = self.app.write(|txn| {
-            if txn.view().get(t, self.vm).is_some() {
+            if txn.view().generations(t, self.vm).is_some() {
                 txn.map_remove(t, self.vm, current, &self.op_ref)?;
                 let (column, saved) = &self.allowed;
                 txn.set_field(t, self.vm, *column, saved.clone())?;
