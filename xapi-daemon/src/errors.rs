@@ -56,6 +56,7 @@ pub fn xenops_error(vm: &str, e: XenopsError) -> ApiError {
         XenopsError::InvalidConfig(reason) => errors::memory_constraint_violation(reason),
         XenopsError::BootFailure(reason) => errors::bootloader_failed(vm, reason),
         XenopsError::Unsupported(reason) => errors::operation_not_allowed(&reason),
+        XenopsError::NotAcknowledged(_) => errors::vm_failed_shutdown_acknowledgment(vm),
         XenopsError::Timeout(_) => {
             errors::vm_shutdown_timeout(vm, crate::vm::guest_timeout().as_secs_f64())
         }

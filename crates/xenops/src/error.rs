@@ -90,6 +90,10 @@ pub enum XenopsError {
     /// The domain could not be built or booted.
     #[error("boot failure: {0}")]
     BootFailure(String),
+    /// The guest has no way to hear a cooperative request (no PV control interface, no
+    /// ACPI button it reacts to), so it cannot acknowledge it.
+    #[error("the guest did not acknowledge the request: {0}")]
+    NotAcknowledged(String),
     /// A well-formed request this backend cannot carry out (a device combination the
     /// hypervisor's tools do not support).
     #[error("not supported: {0}")]

@@ -8,12 +8,12 @@ use xapi_idl::records::{
     VbdRecord, VdiRecord, VifRecord, VmGuestMetricsRecord, VmMetricsRecord, VmRecord,
 };
 use xapi_idl::{classes, errors, ApiError, ApiResult, Ref};
-use xenops::{VbdBackend, XenopsError};
+use xenops::XenopsError;
 
 use crate::app::App;
 use crate::dispatch::Ctx;
 use crate::errors::xenops_error;
-use crate::vm::hypervisor::{vbd_config, vdi_path, vif_config};
+use crate::vm::hypervisor::{vbd_config, vdi_backend, vif_config};
 use crate::vm::lifecycle::{booted_hvm, has_pv_drivers, power_state_name};
 use crate::vm::{read, read_vm, update, uuid_of};
 
@@ -126,10 +126,17 @@ pub fn vbd_insert(ctx: &Ctx, vbd: &str, vdi: &Ref<classes::Vdi>) -> ApiResult<()
     let rec = read_vm(app, v.vm.as_str())?;
     device_operation(ctx, "VBD", vbd, &v.vm, "insert", || {
         if v.currently_attached && rec.power_state != VmPowerState::Halted {
-            let backend = VbdBackend::Path(vdi_path(app, vdi.as_str()));
-            app.hypervisor
-                .insert_cd(&uuid_of(&rec)?, &v.userdevice, &backend)
-                .map_err(|e| xenops_error(v.vm.as_str(), e))?;
+            // The disc's data path from its SR, as a boot-time CD gets it.
+            let backend = vdi_backend(app, vdi.as_str(), false);
+            let inserted = uuid_of(&rec).and_then(|uuid| {
+                app.hypervisor
+                    .insert_cd(&uuid, &v.userdevice, &backend)
+                    .map_err(|e| xenops_error(v.vm.as_str(), e))
+            });
+            if let Err(e) = inserted {
+                crate::storage::deactivate(app, vdi.as_str());
+                return Err(e);
+            }
         }
         let vdi = vdi.clone();
         update::<VbdRecord>(app, vbd, |v| {
@@ -157,6 +164,7 @@ pub fn vbd_eject(ctx: &Ctx, vbd: &str) -> ApiResult<()> {
                 Ok(()) | Err(XenopsError::CdEmpty { .. }) => {}
                 Err(e) => return Err(xenops_error(v.vm.as_str(), e)),
             }
+            crate::storage::deactivate(app, v.vdi.as_str());
         }
         update::<VbdRecord>(app, vbd, |v| {
             v.vdi = Ref::null();

@@ -177,6 +177,25 @@ pub fn vdi_path(app: &App, vdi: &str) -> PathBuf {
     app.config.state_dir.join("vdi").join(name)
 }
 
+/// Where a guest reaches VDI `vdi`: its data path from its SR driver (activated), or, for
+/// VDIs whose SR serves no data, the simulated path under the state directory.
+pub fn vdi_backend(app: &App, vdi: &str, writable: bool) -> VbdBackend {
+    match crate::storage::activate(app, vdi, writable) {
+        Ok(Some(path)) => match path.nbd_uri() {
+            Some(uri) => VbdBackend::Nbd(uri),
+            None => match path {
+                sm::DataPath::File { path } => VbdBackend::Path(path),
+                _ => VbdBackend::Path(vdi_path(app, vdi)),
+            },
+        },
+        Ok(None) => VbdBackend::Path(vdi_path(app, vdi)),
+        Err(e) => {
+            tracing::warn!(vdi, error = %e, "cannot activate VDI");
+            VbdBackend::Path(vdi_path(app, vdi))
+        }
+    }
+}
+
 /// The device a VBD shows the guest: `userdevice` as a number is the N-th `xvd` disk.
 pub fn vbd_config(app: &App, vbd: &VbdRecord) -> Option<VbdConfig> {
     let kind = match vbd.type_ {
@@ -187,23 +206,7 @@ pub fn vbd_config(app: &App, vbd: &VbdRecord) -> Option<VbdConfig> {
     let backend = if vbd.empty || vbd.vdi.is_null() {
         None
     } else {
-        // The VDI's data path from its SR driver; VDIs whose SR serves no data keep the
-        // simulated path under the state directory.
-        let writable = vbd.mode == VbdMode::Rw;
-        match crate::storage::activate(app, vbd.vdi.as_str(), writable) {
-            Ok(Some(path)) => Some(match path.nbd_uri() {
-                Some(uri) => VbdBackend::Nbd(uri),
-                None => match path {
-                    sm::DataPath::File { path } => VbdBackend::Path(path),
-                    _ => VbdBackend::Path(vdi_path(app, vbd.vdi.as_str())),
-                },
-            }),
-            Ok(None) => Some(VbdBackend::Path(vdi_path(app, vbd.vdi.as_str()))),
-            Err(e) => {
-                tracing::warn!(vdi = %vbd.vdi, error = %e, "cannot activate VDI");
-                Some(VbdBackend::Path(vdi_path(app, vbd.vdi.as_str())))
-            }
-        }
+        Some(vdi_backend(app, vbd.vdi.as_str(), vbd.mode == VbdMode::Rw))
     };
     if backend.is_none() && kind == VbdKind::Disk {
         return None;

@@ -58,7 +58,9 @@ pub fn from_libxl(failed: Failed<'_>, rc: i32) -> XenopsError {
             device: device.into(),
         },
         (-8 | -9, _) => XenopsError::Timeout(what),
-        (-10, _) => XenopsError::Timeout(format!("{op}: the guest has no PV control interface")),
+        (-10, _) => {
+            XenopsError::NotAcknowledged(format!("{op}: the guest has no PV control interface"))
+        }
         _ if op == "create" || op == "resume" => XenopsError::BootFailure(what),
         _ => XenopsError::State(what),
     }
@@ -141,9 +143,10 @@ mod tests {
             from_libxl(failed("create", None), -6),
             XenopsError::InvalidConfig(_)
         ));
+        // No PV control interface: the guest cannot acknowledge a shutdown request.
         assert!(matches!(
             from_libxl(failed("shutdown", None), -10),
-            XenopsError::Timeout(_)
+            XenopsError::NotAcknowledged(_)
         ));
     }
 
