@@ -6,7 +6,8 @@
 //! queued so far in one SQLite transaction; commits are serialised by the store's lock, so
 //! a caller that finds another commit in flight waits for it and then checks whether its own
 //! target generation is already covered. A background thread commits what nobody synced,
-//! after letting writes gather for the flush window. A failed commit puts its plans back at
+//! after letting writes gather for the flush window; while writes keep coming it looks once
+//! per window (so a writer does not wake it for each write) and it parks when idle. A failed commit puts its plans back at
 //! the head of the queue (memory keeps the change, SQLite gets it on the next good commit),
 //! and the caller of `sync` gets the error.
 
@@ -23,6 +24,10 @@ use crate::sqlite::{Plan, Store};
 /// After a failed background commit, wait this long before trying again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(100);
 
+/// Flush windows in a row with nothing to commit after which the flusher parks until the next
+/// write (while writes keep coming it looks once per window instead of being woken by each).
+const IDLE_WINDOWS_BEFORE_PARKING: u32 = 50;
+
 #[derive(Default)]
 struct Queue {
     plans: Vec<Plan>,
@@ -30,6 +35,8 @@ struct Queue {
     last: u64,
     /// The database is being dropped: the flusher stops.
     closed: bool,
+    /// The flusher waits for `queued`: the next enqueue must wake it.
+    parked: bool,
 }
 
 /// The SQLite side of a `Db`: the store, and in deferred mode the queue of uncommitted plans.
@@ -86,8 +93,11 @@ impl Persist {
         let mut queue = self.queue.lock();
         queue.last = plan.generation;
         queue.plans.push(plan);
+        let wake = std::mem::take(&mut queue.parked);
         drop(queue);
-        self.queued.notify_one();
+        if wake {
+            self.queued.notify_one();
+        }
     }
 
     /// The newest generation known to be in SQLite.
@@ -135,18 +145,30 @@ impl Persist {
         f(self.store.lock().conn())
     }
 
+    /// Commits what nobody synced within a flush window of its write: parked while nothing
+    /// is written, otherwise looking once per window.
     fn flush_loop(&self, window: Duration) {
+        let mut idle = IDLE_WINDOWS_BEFORE_PARKING;
         loop {
             {
                 let mut queue = self.queue.lock();
-                while queue.plans.is_empty() && !queue.closed {
-                    self.queued.wait(&mut queue);
+                if queue.plans.is_empty() && idle >= IDLE_WINDOWS_BEFORE_PARKING {
+                    queue.parked = true;
+                    while queue.parked && !queue.closed {
+                        self.queued.wait(&mut queue);
+                    }
+                    idle = 0;
                 }
                 if queue.closed {
                     return;
                 }
             }
             std::thread::sleep(window);
+            if self.queue.lock().plans.is_empty() {
+                idle += 1;
+                continue;
+            }
+            idle = 0;
             if self.sync().is_err() {
                 std::thread::sleep(RETRY_AFTER_FAILURE);
             }

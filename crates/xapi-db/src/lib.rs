@@ -725,13 +725,25 @@ mod tests {
     fn deferred_writes_are_flushed_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
         let db = deferred(&dir.path().join("db"), 1);
+        let flushed = |db: &Db| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while db.durable_generation() < db.generation() {
+                assert!(Instant::now() < deadline, "the flusher never committed");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        // Parked at first, woken by the write.
         add_vm(&db, "vm1", "a");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while db.durable_generation() < db.generation() {
-            assert!(Instant::now() < deadline, "the flusher never committed");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        flushed(&db);
         assert_eq!(rows_on_disk(&db), 1);
+        // Still looking once per window.
+        add_vm(&db, "vm2", "b");
+        flushed(&db);
+        // Parked again after idle windows, and woken again.
+        std::thread::sleep(Duration::from_millis(200));
+        add_vm(&db, "vm3", "c");
+        flushed(&db);
+        assert_eq!(rows_on_disk(&db), 3);
     }
 
     #[test]
