@@ -7,9 +7,9 @@
 //! a caller that finds another commit in flight waits for it and then checks whether its own
 //! target generation is already covered. A background thread commits what nobody synced,
 //! after letting writes gather for the flush window; while writes keep coming it looks once
-//! per window (so a writer does not wake it for each write) and it parks when idle. A failed commit puts its plans back at
-//! the head of the queue (memory keeps the change, SQLite gets it on the next good commit),
-//! and the caller of `sync` gets the error.
+//! per window (so a writer does not wake it for each write) and it parks when idle. A failed
+//! commit puts its plans back at the head of the queue (memory keeps the change, SQLite gets
+//! it on the next good commit), and the caller of `sync` gets the error.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
