@@ -773,9 +773,10 @@ mod tests {
         let staged = coalesce(&plans);
         assert_eq!(staged.len(), 2, "{staged:?}");
         assert!(matches!(staged[0], Staged::Delete { r: "a", gen: 2, .. }));
-        assert!(
-            matches!(staged[1], Staged::Insert { r: "a", entry, .. } if entry.row[0] == Value::Int(7))
-        );
+        let Staged::Insert { r, entry, .. } = staged[1] else {
+            panic!("expected the new insert, got {:?}", staged[1]);
+        };
+        assert_eq!((r, &entry.row[0]), ("a", &Value::Int(7)));
     }
 
     #[test]
