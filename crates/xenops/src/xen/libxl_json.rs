@@ -138,7 +138,8 @@ pub fn domain_config(config: &DomainConfig) -> Result<Value> {
 }
 
 /// A `libxl_device_disk` document: blkback (`phy`) on a file or block device, qemu's qdisk
-/// on an NBD export, an empty removable drive for a CD without media.
+/// on an NBD export, an empty removable drive for a CD without media. A CD's backend is left
+/// to libxl, which insists on qdisk for an HVM guest's (emulated) CD drive.
 pub fn disk(vbd: &VbdConfig) -> Result<Value> {
     let vdev = vdev_name(&vbd.device)?;
     let is_cd = vbd.kind == VbdKind::Cd;
@@ -150,6 +151,10 @@ pub fn disk(vbd: &VbdConfig) -> Result<Value> {
         "removable": i32::from(is_cd),
     });
     let fields = match &vbd.backend {
+        Some(VbdBackend::Path(path)) if is_cd => json!({
+            "pdev_path": path.to_string_lossy(),
+            "format": "raw",
+        }),
         Some(VbdBackend::Path(path)) => json!({
             "pdev_path": path.to_string_lossy(),
             "backend": "phy",
@@ -356,7 +361,13 @@ mod tests {
             disk(VbdKind::Cd, VbdMode::Ro),
         ];
         config.vbds[1].device = "3".into();
-        assert!(domain_config(&config).is_ok());
+        let doc = domain_config(&config).unwrap();
+        assert_eq!(doc["disks"][0]["backend"], "phy");
+        assert!(
+            doc["disks"][1].get("backend").is_none(),
+            "libxl picks the CD's backend (qdisk for HVM)"
+        );
+        assert_eq!(doc["disks"][1]["pdev_path"], "/dev/loop0");
         let mut pv = pv_direct();
         pv.vbds = vec![disk(VbdKind::Disk, VbdMode::Ro)];
         assert_eq!(domain_config(&pv).unwrap()["disks"][0]["readwrite"], 0);
