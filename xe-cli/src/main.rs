@@ -9,6 +9,7 @@ mod error;
 mod fields;
 mod generic;
 mod help;
+mod install;
 mod mapped;
 mod ops;
 mod printer;
