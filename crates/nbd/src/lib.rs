@@ -11,6 +11,6 @@ mod export;
 pub mod proto;
 mod server;
 
-pub use client::Client;
+pub use client::{Client, Completion};
 pub use export::{Backend, Export, InFlight, MemBackend};
 pub use server::Server;
