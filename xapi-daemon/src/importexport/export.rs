@@ -51,12 +51,49 @@ fn field<'a>(rec: &'a Value, name: &str) -> &'a str {
     rec.get(name).and_then(Value::as_str).unwrap_or("")
 }
 
-/// Walks from the VM to everything exported with it, as upstream's `update_table` does.
-pub fn collect(c: &Caller, vm: &str) -> ApiResult<Table> {
+/// Walks from the VMs to everything exported with them, as upstream's `update_table` does.
+pub fn collect(c: &Caller, vms: &[String], options: &Options) -> ApiResult<Table> {
     let mut t = Table::default();
+    for vm in vms {
+        walk(c, &mut t, vm, options, options.with_snapshot_metadata)?;
+    }
+    Ok(t)
+}
+
+/// Adds a VDI and its SR.
+fn add_vdi(c: &Caller, t: &mut Table, vdi: &str) -> ApiResult<()> {
+    if vdi == NULL_REF || t.id(vdi).is_some() {
+        return Ok(());
+    }
+    let vdi_rec = c.call("VDI.get_record", vec![s(vdi)])?;
+    let sr = field(&vdi_rec, "SR").to_owned();
+    t.add("VDI", vdi, vdi_rec);
+    if sr != NULL_REF {
+        let sr_rec = c.call("SR.get_record", vec![s(&sr)])?;
+        t.add("SR", &sr, sr_rec);
+    }
+    Ok(())
+}
+
+/// Adds `vm` and what it needs; with `snapshots` also its snapshots and its parent (each
+/// without theirs), as upstream's metadata export does.
+fn walk(c: &Caller, t: &mut Table, vm: &str, options: &Options, snapshots: bool) -> ApiResult<()> {
+    if vm == NULL_REF || t.id(vm).is_some() {
+        return Ok(());
+    }
     let vm_rec = c.call("VM.get_record", vec![s(vm)])?;
     t.add("VM", vm, vm_rec.clone());
-    for vif in refs(&vm_rec, "VIFs") {
+    let vifs = if options.excludes("VIF") {
+        Vec::new()
+    } else {
+        refs(&vm_rec, "VIFs")
+    };
+    let vbds = if options.excludes("VBD") {
+        Vec::new()
+    } else {
+        refs(&vm_rec, "VBDs")
+    };
+    for vif in vifs {
         let rec = c.call("VIF.get_record", vec![s(&vif)])?;
         let net = field(&rec, "network").to_owned();
         t.add("VIF", &vif, rec);
@@ -65,22 +102,28 @@ pub fn collect(c: &Caller, vm: &str) -> ApiResult<Table> {
             t.add("network", &net, net_rec);
         }
     }
-    for vbd in refs(&vm_rec, "VBDs") {
+    for vbd in vbds {
         let rec = c.call("VBD.get_record", vec![s(&vbd)])?;
         let empty = rec.get("empty") == Some(&Value::Bool(true));
         let vdi = field(&rec, "VDI").to_owned();
         t.add("VBD", &vbd, rec);
-        if !empty && vdi != NULL_REF {
-            let vdi_rec = c.call("VDI.get_record", vec![s(&vdi)])?;
-            let sr = field(&vdi_rec, "SR").to_owned();
-            t.add("VDI", &vdi, vdi_rec);
-            if sr != NULL_REF {
-                let sr_rec = c.call("SR.get_record", vec![s(&sr)])?;
-                t.add("SR", &sr, sr_rec);
-            }
+        if !empty {
+            add_vdi(c, t, &vdi)?;
         }
     }
-    Ok(t)
+    if snapshots {
+        for snap in refs(&vm_rec, "snapshots") {
+            walk(c, t, &snap, options, false)?;
+        }
+    }
+    // A suspended VM's memory image goes with it when its power state is kept.
+    if options.preserve_power_state && field(&vm_rec, "power_state") == "Suspended" {
+        add_vdi(c, t, field(&vm_rec, "suspend_VDI"))?;
+    }
+    if snapshots {
+        walk(c, t, field(&vm_rec, "parent"), options, false)?;
+    }
+    Ok(())
 }
 
 /// Rewrites references: exported ones to their ids, others to null (dropped from lists).
@@ -120,29 +163,57 @@ fn set(rec: &mut Value, name: &str, v: Value) {
     }
 }
 
+/// What the request asks of an export.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Keep the VM's power state (and its VBDs' and VIFs' attachment), as upstream's
+    /// `preserve_power_state=true`; otherwise the VM is exported halted.
+    pub preserve_power_state: bool,
+    /// Include the VM's snapshots (and parent) and keep the snapshot fields, as upstream's
+    /// metadata export with `export_snapshots=true`; a full export never does.
+    pub with_snapshot_metadata: bool,
+    /// Device classes left out (`VIF`, `VBD`...), as `excluded_device_types`.
+    pub excluded_devices: Vec<String>,
+}
+
+impl Options {
+    fn excludes(&self, class: &str) -> bool {
+        self.excluded_devices
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(class))
+    }
+}
+
 /// Clears what only makes sense on the exporting host (power state, operations, snapshot
-/// links, attachment), as upstream's export does without `preserve_power_state`.
-fn sanitise(class: &str, rec: &mut Value) {
+/// links, attachment), as upstream's export does; with `preserve` the power state, the
+/// suspend image reference and the devices' attachment stay.
+fn sanitise(class: &str, rec: &mut Value, preserve: bool, snapshots: bool) {
     let empty_map = || Value::Struct(Vec::new());
     let empty_set = || Value::Array(Vec::new());
     set(rec, "current_operations", empty_map());
     set(rec, "allowed_operations", empty_set());
     match class {
         "VM" => {
-            set(rec, "power_state", s("Halted"));
-            set(rec, "suspend_VDI", s(NULL_REF));
-            set(rec, "is_a_snapshot", Value::Bool(false));
-            set(rec, "snapshot_of", s(NULL_REF));
-            set(rec, "snapshots", empty_set());
-            set(rec, "parent", s(NULL_REF));
-            set(rec, "transportable_snapshot_id", s(""));
+            if !preserve {
+                set(rec, "power_state", s("Halted"));
+                set(rec, "suspend_VDI", s(NULL_REF));
+            }
+            if !snapshots {
+                set(rec, "is_a_snapshot", Value::Bool(false));
+                set(rec, "snapshot_of", s(NULL_REF));
+                set(rec, "snapshots", empty_set());
+                set(rec, "parent", s(NULL_REF));
+                set(rec, "transportable_snapshot_id", s(""));
+            }
             set(rec, "crash_dumps", empty_set());
             set(rec, "consoles", empty_set());
             set(rec, "blobs", empty_map());
             set(rec, "protection_policy", s(NULL_REF));
         }
         "VBD" | "VIF" => {
-            set(rec, "currently_attached", Value::Bool(false));
+            if !preserve {
+                set(rec, "currently_attached", Value::Bool(false));
+            }
             set(rec, "metrics", s(NULL_REF));
         }
         _ => {}
@@ -175,14 +246,19 @@ pub fn xapi_version(text: &str) -> (i64, i64) {
 }
 
 /// The `ova.xml` header value of an export.
-pub fn header(c: &Caller, t: &Table) -> ApiResult<Value> {
+pub fn header(c: &Caller, t: &Table, options: &Options) -> ApiResult<Value> {
     let id = |r: &str| t.id(r).map(str::to_owned);
     let mut objects = Vec::new();
     // Upstream groups the objects by class in this order.
     for class in ["VM", "VBD", "VIF", "network", "VDI", "SR"] {
         for (cls, r, rec) in t.objects.iter().filter(|(c, _, _)| c == class) {
             let mut snapshot = rewrite(rec, &id);
-            sanitise(cls, &mut snapshot);
+            sanitise(
+                cls,
+                &mut snapshot,
+                options.preserve_power_state,
+                options.with_snapshot_metadata,
+            );
             objects.push(Value::Struct(vec![
                 ("class".into(), s(cls)),
                 ("id".into(), s(t.id(r).unwrap_or(NULL_REF))),
@@ -200,10 +276,13 @@ pub fn header(c: &Caller, t: &Table) -> ApiResult<Value> {
 fn disks(t: &Table) -> Vec<(String, String, u64)> {
     let mut out = Vec::new();
     for (cls, _, rec) in &t.objects {
-        if cls != "VBD" || field(rec, "type") == "CD" {
-            continue;
-        }
-        let vdi = field(rec, "VDI");
+        // The disks behind VBDs (not CD drives), and a suspended VM's memory image when it
+        // was collected (only with `preserve_power_state`).
+        let vdi = match cls.as_str() {
+            "VBD" if field(rec, "type") != "CD" => field(rec, "VDI"),
+            "VM" => field(rec, "suspend_VDI"),
+            _ => continue,
+        };
         let Some(id) = t.id(vdi) else { continue };
         let Some((_, _, vdi_rec)) = t.objects.iter().find(|(_, r, _)| r == vdi) else {
             continue;
@@ -236,11 +315,24 @@ pub struct Plan {
     head: Value,
 }
 
-/// Collects the objects exported with `vm` and builds the header.
-pub fn prepare(c: &Caller, vm: &str) -> ApiResult<Plan> {
-    let table = collect(c, vm)?;
-    let head = header(c, &table)?;
+/// Collects the objects exported with `vms` and builds the header.
+pub fn prepare(c: &Caller, vms: &[String], options: &Options) -> ApiResult<Plan> {
+    let table = collect(c, vms, options)?;
+    let head = header(c, &table, options)?;
     Ok(Plan { table, head })
+}
+
+/// The metadata-only XVA of `plan`: a tar holding just `ova.xml`, as upstream's
+/// `/export_metadata` answers.
+pub fn metadata(plan: &Plan) -> ApiResult<Vec<u8>> {
+    let io = |e: std::io::Error| ApiError::internal(format!("export: {e}"));
+    let mut tar = tar::Builder::new(Vec::new());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format::append(&mut tar, format::OVA_XML, &format::ova_xml(&plan.head), now).map_err(io)?;
+    tar.into_inner().map_err(io)
 }
 
 /// Writes the XVA of `plan` to `out`: `ova.xml`, then each disk's chunks, then the tar's end.
@@ -308,8 +400,16 @@ mod tests {
     #[test]
     fn vm_run_time_state_is_cleared() {
         let mut rec = Value::Struct(vec![("power_state".into(), s("Running"))]);
-        sanitise("VM", &mut rec);
+        sanitise("VM", &mut rec, false, false);
         assert_eq!(rec.get("power_state"), Some(&s("Halted")));
+        assert_eq!(rec.get("snapshots"), Some(&Value::Array(vec![])));
+    }
+
+    #[test]
+    fn preserve_power_state_keeps_it() {
+        let mut rec = Value::Struct(vec![("power_state".into(), s("Suspended"))]);
+        sanitise("VM", &mut rec, true, false);
+        assert_eq!(rec.get("power_state"), Some(&s("Suspended")));
         assert_eq!(rec.get("snapshots"), Some(&Value::Array(vec![])));
     }
 

@@ -1,6 +1,8 @@
 //! VM export and import as XVA over HTTP, as upstream serves them:
-//! `GET /export?session_id=..&uuid=..|ref=..[&task_id=..]` answers the VM as an XVA tar, and
-//! `PUT /import?session_id=..[&sr_id=..][&task_id=..]` reads one and creates the VM with fresh
+//! `GET /export?session_id=..&uuid=..|ref=..[&task_id=..][&use_compression=true|gzip|zstd]
+//! [&preserve_power_state=true]` answers the VM as an XVA tar (compressed when asked, see
+//! `compress`), and `PUT /import?session_id=..[&sr_id=..][&task_id=..]` reads one (plain,
+//! gzip or zstd, recognised by its first bytes) and creates the VM with fresh
 //! uuids, its disks on the SR (with their data), VBDs and VIFs. A request without a valid
 //! session (or from the local unix socket) is refused with 401, as upstream does. When a
 //! `task_id` is given the task records the outcome (the new VM refs for an import).
@@ -13,6 +15,7 @@
 //! their errors get a proper HTTP status), then the tar is written on a blocking thread into
 //! a bounded channel (`stream`) that the response body drains, so memory stays bounded
 //! whatever the disks' size. An error after the header went out aborts the body.
+pub mod compress;
 pub mod disk;
 pub mod export;
 pub mod format;
@@ -188,6 +191,114 @@ fn api_error_reply(e: &ApiError) -> Reply {
     text(status, &body)
 }
 
+/// Whether boolean query argument `key` is `true` (upstream reads it with `bool_of_string`).
+fn flag(args: &[(String, String)], key: &str) -> bool {
+    arg(args, key) == Some("true")
+}
+
+/// The VM a request names with `ref` or `uuid`.
+fn requested_vm(c: &Caller, args: &[(String, String)]) -> ApiResult<String> {
+    match (arg(args, "ref"), arg(args, "uuid")) {
+        (Some(r), _) => Ok(r.to_owned()),
+        (None, Some(u)) => c.call_string("VM.get_by_uuid", vec![s(u)]),
+        (None, None) => Err(ApiError::new(
+            "INVALID_VALUE",
+            vec!["uuid".into(), String::new()],
+        )),
+    }
+}
+
+/// A boolean query argument with upstream's default when absent.
+fn flag_or(args: &[(String, String)], key: &str, default: bool) -> bool {
+    arg(args, key).map_or(default, |v| v == "true")
+}
+
+/// The VMs of an `all=true` metadata export: every VM but the default templates, and the
+/// control domains only with `include_dom0` (default true), as upstream chooses them.
+fn all_vms(c: &Caller, include_dom0: bool) -> ApiResult<Vec<String>> {
+    let Value::Struct(records) = c.call("VM.get_all_records", vec![])? else {
+        return Ok(Vec::new());
+    };
+    let yes = |rec: &Value, k: &str| rec.get(k) == Some(&Value::Bool(true));
+    Ok(records
+        .into_iter()
+        .filter(|(_, rec)| {
+            let default_template = yes(rec, "is_default_template")
+                || (yes(rec, "is_a_template")
+                    && rec
+                        .get("other_config")
+                        .and_then(|o| o.get("default_template"))
+                        .and_then(Value::as_str)
+                        == Some("true"));
+            !default_template && (include_dom0 || !yes(rec, "is_control_domain"))
+        })
+        .map(|(r, _)| r)
+        .collect())
+}
+
+/// `GET /export_metadata?session_id=..&uuid=..|ref=..|all=true[&export_snapshots=..]
+/// [&include_dom0=..][&excluded_device_types=VIF,VBD..][&task_id=..]`: a tar holding only
+/// `ova.xml`, with the power state kept and (by default) the snapshots' metadata, as
+/// upstream's metadata handler answers; its length is known, so it is not chunked.
+pub async fn handle_export_metadata(
+    app: Arc<App>,
+    origin: Origin,
+    req: Request<Incoming>,
+) -> Reply {
+    let args = query_args(req.uri().query());
+    let c = match authorised(&app, origin, &args).await {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    let args2 = args.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let out = (|| {
+            let vms = if flag_or(&args2, "all", false) {
+                all_vms(&c, flag_or(&args2, "include_dom0", true))?
+            } else {
+                vec![requested_vm(&c, &args2)?]
+            };
+            let options = export::Options {
+                preserve_power_state: true,
+                with_snapshot_metadata: flag_or(&args2, "export_snapshots", true),
+                excluded_devices: arg(&args2, "excluded_device_types")
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            };
+            export::metadata(&export::prepare(&c, &vms, &options)?)
+        })();
+        c.close();
+        out
+    })
+    .await
+    .unwrap_or_else(|e| Err(ApiError::internal(e)));
+    let tar = match result {
+        Ok(tar) => tar,
+        Err(e) => {
+            finish_task(&app, &args, &Err(e.clone()));
+            return api_error_reply(&e);
+        }
+    };
+    finish_task(&app, &args, &Ok(s("")));
+    let mut r = Response::new(full(tar));
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(
+        "content-disposition",
+        HeaderValue::from_static("attachment; filename=\"export.xva\""),
+    );
+    if let Some(v) = arg(&args, "task_id").and_then(|t| HeaderValue::from_str(t).ok()) {
+        h.insert("task-id", v);
+    }
+    r
+}
+
 /// `GET /export`.
 pub async fn handle_export(app: Arc<App>, origin: Origin, req: Request<Incoming>) -> Reply {
     let args = query_args(req.uri().query());
@@ -198,17 +309,14 @@ pub async fn handle_export(app: Arc<App>, origin: Origin, req: Request<Incoming>
     let args2 = args.clone();
     let prepared = tokio::task::spawn_blocking(move || {
         let plan = (|| {
-            let vm = match (arg(&args2, "ref"), arg(&args2, "uuid")) {
-                (Some(r), _) => r.to_owned(),
-                (None, Some(u)) => c.call_string("VM.get_by_uuid", vec![s(u)])?,
-                (None, None) => {
-                    return Err(ApiError::new(
-                        "INVALID_VALUE",
-                        vec!["uuid".into(), String::new()],
-                    ))
-                }
+            let vm = requested_vm(&c, &args2)?;
+            // A full export never carries snapshot metadata (upstream ignores
+            // `export_snapshots` here).
+            let options = export::Options {
+                preserve_power_state: flag(&args2, "preserve_power_state"),
+                ..export::Options::default()
             };
-            export::prepare(&c, &vm)
+            export::prepare(&c, &[vm], &options)
         })();
         match plan {
             Ok(plan) => Ok((c, plan)),
@@ -257,13 +365,15 @@ fn stream_export(
     plan: &export::Plan,
     mut writer: stream::ChunkWriter,
 ) {
-    let written = export::write(&c, plan, &mut writer).map(|_| ());
+    let io = |e: std::io::Error| ApiError::internal(format!("export: {e}"));
+    let algorithm = compress::Algorithm::from_query(arg(args, "use_compression"));
+    let written = compress::Encoder::new(algorithm, &mut writer)
+        .map_err(io)
+        .and_then(|enc| export::write(&c, plan, enc))
+        .and_then(|enc| enc.finish().map_err(io))
+        .map(|_| ());
     c.close();
-    let outcome = written.and_then(|_| {
-        writer
-            .flush()
-            .map_err(|e| ApiError::internal(format!("export: {e}")))
-    });
+    let outcome = written.and_then(|_| writer.flush().map_err(io));
     match outcome {
         Ok(()) => {
             finish_task(app, args, &Ok(s("")));
@@ -285,7 +395,8 @@ fn stream_export(
 }
 
 /// `PUT /import`: the body is spooled to a file in the state directory (so memory stays
-/// bounded), then read as an XVA.
+/// bounded; decompressed on the way when it starts with a gzip or zstd magic), then read as
+/// an XVA.
 pub async fn handle_import(app: Arc<App>, origin: Origin, req: Request<Incoming>) -> Reply {
     let args = query_args(req.uri().query());
     let c = match authorised(&app, origin, &args).await {
@@ -351,14 +462,49 @@ async fn spool(app: &App, req: Request<Incoming>) -> std::io::Result<Spool> {
         .state_dir
         .join(format!("import-{}.xva", uuid::Uuid::new_v4()));
     let spool = Spool(path);
-    let mut file = std::fs::File::create(spool.path())?;
+    let file = std::fs::File::create(spool.path())?;
     let mut body = req.into_body();
+    // The first bytes say whether the upload is compressed; they may come in several frames.
+    let mut head = Vec::new();
+    let mut out: Option<compress::Decoder<std::io::BufWriter<std::fs::File>>> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(std::io::Error::other)?;
-        if let Ok(data) = frame.into_data() {
-            file.write_all(&data)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        match out.as_mut() {
+            Some(w) => w.write_all(&data)?,
+            None => {
+                head.extend_from_slice(&data);
+                if head.len() >= compress::SNIFF_LEN {
+                    let mut w = decoder(&head, file.try_clone()?)?;
+                    w.write_all(&std::mem::take(&mut head))?;
+                    out = Some(w);
+                }
+            }
         }
     }
+    let w = match out {
+        Some(w) => w,
+        None => {
+            let mut w = decoder(&head, file.try_clone()?)?;
+            w.write_all(&head)?;
+            w
+        }
+    };
+    w.finish()?.flush()?;
     file.sync_all()?;
     Ok(spool)
+}
+
+/// The writer that spools an upload starting with `head` into `file`.
+fn decoder(
+    head: &[u8],
+    file: std::fs::File,
+) -> std::io::Result<compress::Decoder<std::io::BufWriter<std::fs::File>>> {
+    let algorithm = compress::Algorithm::sniff(head);
+    if let Some(a) = algorithm {
+        tracing::debug!(algorithm = ?a, "import upload is compressed");
+    }
+    compress::Decoder::new(algorithm, std::io::BufWriter::new(file))
 }
