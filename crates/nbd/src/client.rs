@@ -12,6 +12,10 @@ use std::path::Path;
 
 use crate::proto::*;
 
+/// Buffer size of the connection's reader and writer: large enough that a queue of small
+/// pipelined requests (or their replies) moves in few system calls.
+const IO_BUFFER: usize = 256 << 10;
+
 /// A connection to one export.
 #[derive(Debug)]
 pub struct Client {
@@ -51,8 +55,8 @@ impl Client {
     /// Connects to `socket` and opens `export` with `NBD_OPT_GO`.
     pub fn connect(socket: &Path, export: &str) -> io::Result<Self> {
         let stream = UnixStream::connect(socket)?;
-        let mut reader = BufReader::new(stream.try_clone()?);
-        let mut writer = BufWriter::new(stream);
+        let mut reader = BufReader::with_capacity(IO_BUFFER, stream.try_clone()?);
+        let mut writer = BufWriter::with_capacity(IO_BUFFER, stream);
         if read_u64(&mut reader)? != NBD_MAGIC || read_u64(&mut reader)? != IHAVEOPT {
             return Err(protocol("not an NBD newstyle server"));
         }
