@@ -364,3 +364,139 @@ impl XvaFile {
         self.tar(&["-xOf"], &[name])
     }
 }
+
+/// Runs `tool args` with `input` on stdin and returns its stdout, or None (and says why) when
+/// the tool is not installed.
+fn filter(tool: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
+    use std::process::{Command, Stdio};
+    let mut child = match Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("skipping the {tool} check: {tool} is not installed");
+            return None;
+        }
+        Err(e) => panic!("{tool}: {e}"),
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success(), "{tool} {args:?} failed");
+    Some(out.stdout)
+}
+
+/// Imports `xva` and returns the bytes of the new VM's disk (read with the VM running).
+fn import_and_read_disk(d: &TestDaemon, api: &mut Api, xva: &[u8], size: usize) -> Vec<u8> {
+    let session = api.session.clone();
+    let (status, body) = http(d, "PUT", &format!("/import?session_id={session}"), xva);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let new_vm = String::from_utf8_lossy(&body).trim().to_owned();
+    assert!(new_vm.starts_with("OpaqueRef:"), "{new_vm}");
+    let vdi = disk_vdi(api, &new_vm);
+    start(api, &new_vm);
+    let mut c = nbd(d, api, &vdi);
+    let mut back = vec![0u8; size];
+    c.read_at(0, &mut back).unwrap();
+    c.disconnect().unwrap();
+    api.ok("VM.hard_shutdown", vec![s(&new_vm)]);
+    back
+}
+
+#[test]
+fn compressed_exports_decompress_with_the_system_tools_and_compressed_xvas_import() {
+    const DISK: usize = 2 * MIB;
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let vm = source_vm_of(&mut api, DISK);
+    let vdi = disk_vdi(&mut api, &vm);
+    start(&mut api, &vm);
+    let marker = vec![0x42u8; 64 * 1024];
+    let mut c = nbd(&d, &mut api, &vdi);
+    c.write_at(MIB as u64, &marker).unwrap();
+    c.flush().unwrap();
+    c.disconnect().unwrap();
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+    let session = api.session.clone();
+    let export = |d: &TestDaemon, query: &str| {
+        let (status, headers, body) = http_with_headers(
+            d,
+            "GET",
+            &format!("/export?session_id={session}&ref={vm}{query}"),
+            b"",
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert!(headers.contains("transfer-encoding: chunked"), "{headers}");
+        body
+    };
+
+    let plain = export(&d, "");
+    assert_eq!(&plain[..7], b"ova.xml");
+    let gzip = export(&d, "&use_compression=true");
+    assert_eq!(&gzip[..2], &[0x1f, 0x8b], "not gzip");
+    assert_eq!(export(&d, "&use_compression=gzip")[..2], [0x1f, 0x8b]);
+    let zstd = export(&d, "&use_compression=zstd");
+    assert_eq!(&zstd[..4], &[0x28, 0xb5, 0x2f, 0xfd], "not zstd");
+    // Upstream reads any other value as no compression.
+    assert_eq!(&export(&d, "&use_compression=false")[..7], b"ova.xml");
+    assert!(gzip.len() < plain.len() / 4 && zstd.len() < plain.len() / 4);
+
+    // The system's decompressors accept them, and what comes out is a whole XVA.
+    for (tool, packed) in [("gzip", &gzip), ("zstd", &zstd)] {
+        if let Some(tar) = filter(tool, &["-dc"], packed) {
+            let names = XvaFile::new(&tar).names();
+            assert_eq!(names.first().map(String::as_str), Some("ova.xml"), "{tool}");
+            assert_eq!(names.len(), 1 + 2 * 2, "{tool}: {names:?}");
+        }
+    }
+
+    // The daemon's own compressed exports import, and so does one the system's gzip wrote.
+    let mut inputs = vec![("gzip export", gzip.clone()), ("zstd export", zstd.clone())];
+    if let Some(packed) = filter("gzip", &["-c"], &plain) {
+        inputs.push(("system gzip", packed));
+    }
+    if let Some(packed) = filter("zstd", &["-c", "-q"], &plain) {
+        inputs.push(("system zstd", packed));
+    }
+    for (what, xva) in inputs {
+        let back = import_and_read_disk(&d, &mut api, &xva, DISK);
+        assert!(
+            back[MIB..][..marker.len()] == marker[..],
+            "{what}: disk differs"
+        );
+        assert!(back[MIB + marker.len()..].iter().all(|&b| b == 0), "{what}");
+    }
+}
+
+#[test]
+fn preserve_power_state_keeps_the_running_state_in_ova_xml() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let vm = source_vm_of(&mut api, MIB);
+    start(&mut api, &vm);
+    let session = api.session.clone();
+    let ova = |query: &str| {
+        let (status, xva) = http(
+            &d,
+            "GET",
+            &format!("/export?session_id={session}&ref={vm}{query}"),
+            b"",
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&xva));
+        String::from_utf8_lossy(&XvaFile::new(&xva).member("ova.xml")).into_owned()
+    };
+    let running = "<name>power_state</name><value>Running</value>";
+    let halted = "<name>power_state</name><value>Halted</value>";
+    let kept = ova("&preserve_power_state=true");
+    assert!(kept.contains(running), "power state not kept");
+    let cleared = ova("&preserve_power_state=false");
+    assert!(cleared.contains(halted) && !cleared.contains(running));
+    let default = ova("");
+    assert!(default.contains(halted) && !default.contains(running));
+    api.ok("VM.hard_shutdown", vec![s(&vm)]);
+}
