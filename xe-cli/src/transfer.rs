@@ -1,6 +1,11 @@
 //! `vm-export` and `vm-import`: the file moves over its own HTTP connection (`GET /export`,
 //! `PUT /import`) while a task created by xe carries the server's outcome, as upstream's xe
 //! does. Export prints `Export succeeded`; import prints the new VMs' uuids.
+//!
+//! Export passes upstream's options on: `compress=true|gzip|zstd` as `use_compression`,
+//! `preserve-power-state`, `include-snapshots` as `export_snapshots`, and `metadata=true`
+//! (with `excluded-device-types`) as a request to `/export_metadata` instead of `/export`.
+//! An import needs no option for a compressed file: the server recognises it.
 use xapi_rpc::Value;
 
 use crate::api::{s, Api, NULL_REF};
@@ -36,23 +41,91 @@ fn failed(api: &mut Api, t: &str, label: &str) -> CliError {
     }
 }
 
-/// Exports one VM to `filename`.
+/// The export options of a `vm-export` (or template/snapshot export) command line.
+#[derive(Debug, Default, PartialEq)]
+struct ExportOptions {
+    /// `use_compression`: `false`, `gzip` or `zstd`, as upstream's `to_string`.
+    compression: &'static str,
+    preserve_power_state: bool,
+    export_snapshots: bool,
+    /// `Some(excluded-device-types)` for a metadata-only export.
+    metadata: Option<String>,
+}
+
+impl ExportOptions {
+    fn from_command(cmd: Option<&CommandLine>) -> Self {
+        let Some(cmd) = cmd else {
+            return Self {
+                compression: "false",
+                ..Self::default()
+            };
+        };
+        // As upstream's `Compression_algorithms.of_string`: anything else means none.
+        let compression = match cmd.get("compress") {
+            Some("true" | "gzip") => "gzip",
+            Some("zstd") => "zstd",
+            _ => "false",
+        };
+        Self {
+            compression,
+            preserve_power_state: cmd.flag("preserve-power-state"),
+            export_snapshots: cmd.flag("include-snapshots"),
+            metadata: cmd
+                .flag("metadata")
+                .then(|| cmd.get("excluded-device-types").unwrap_or("").to_owned()),
+        }
+    }
+
+    /// The request path, in upstream's parameter order.
+    fn path(&self, session: &str, task: &str, vm: &str) -> String {
+        let endpoint = if self.metadata.is_some() {
+            "/export_metadata"
+        } else {
+            "/export"
+        };
+        let mut path = format!(
+            "{endpoint}?session_id={}&task_id={}&ref={}&use_compression={}&preserve_power_state={}&export_snapshots={}",
+            enc(session),
+            enc(task),
+            enc(vm),
+            self.compression,
+            self.preserve_power_state,
+            self.export_snapshots
+        );
+        if let Some(excluded) = &self.metadata {
+            path.push_str(&format!("&excluded_device_types={}", enc(excluded)));
+        }
+        path
+    }
+}
+
+/// This process's command line, parsed as `main` parses it: the export commands' callers
+/// hand over only the file name, so the options are read from it here.
+fn current_command() -> Option<CommandLine> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let rc = std::env::var_os("HOME")
+        .map(|h| std::path::PathBuf::from(h).join(".xe"))
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    let extra = std::env::var("XE_EXTRA_ARGS").ok();
+    crate::args::gather(&argv, rc.as_deref(), extra.as_deref())
+        .and_then(|(_, rest)| crate::args::parse_command(&rest))
+        .ok()
+        .flatten()
+}
+
+/// Exports one VM to `filename`, with the options of this process's command line.
 pub fn export_one(
     api: &mut Api,
     p: &mut Printer,
     vm: &Obj,
     filename: &str,
 ) -> Result<(), CliError> {
+    let options = ExportOptions::from_command(current_command().as_ref());
     let uuid = crate::api::field_text(&vm.1, "uuid");
     let t = api.call_string("task.create", vec![s("Export of VM"), s(&uuid)])?;
     let result = (|| {
         let session = api.session()?;
-        let path = format!(
-            "/export?session_id={}&task_id={}&ref={}",
-            enc(&session),
-            enc(&t),
-            enc(&vm.0)
-        );
+        let path = options.path(&session, &t, &vm.0);
         let mut file = std::fs::File::create(filename)
             .map_err(|e| fail(format!("Failed to open file {filename}: {e}")))?;
         let target = api.target().clone();
@@ -186,5 +259,40 @@ mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(enc("OpaqueRef:a b/c"), "OpaqueRef:a%20b%2Fc");
+    }
+
+    fn cmd(params: &[(&str, &str)]) -> CommandLine {
+        CommandLine {
+            name: "vm-export".into(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn export_options_become_upstreams_query() {
+        let o = ExportOptions::from_command(Some(&cmd(&[("compress", "true")])));
+        assert_eq!(
+            o.path("S", "T", "R"),
+            "/export?session_id=S&task_id=T&ref=R&use_compression=gzip\
+             &preserve_power_state=false&export_snapshots=false"
+        );
+        let o = ExportOptions::from_command(Some(&cmd(&[
+            ("compress", "zstd"),
+            ("preserve-power-state", "true"),
+            ("include-snapshots", "true"),
+            ("metadata", "true"),
+            ("excluded-device-types", "VIF,VBD"),
+        ])));
+        assert_eq!(
+            o.path("S", "T", "R"),
+            "/export_metadata?session_id=S&task_id=T&ref=R&use_compression=zstd\
+             &preserve_power_state=true&export_snapshots=true&excluded_device_types=VIF%2CVBD"
+        );
+        let o = ExportOptions::from_command(Some(&cmd(&[("compress", "no")])));
+        assert_eq!(o.compression, "false");
+        assert_eq!(ExportOptions::from_command(None).compression, "false");
     }
 }
