@@ -500,3 +500,29 @@ fn preserve_power_state_keeps_the_running_state_in_ova_xml() {
     assert!(default.contains(halted) && !default.contains(running));
     api.ok("VM.hard_shutdown", vec![s(&vm)]);
 }
+
+#[test]
+fn a_metadata_export_holds_only_ova_xml() {
+    let d = TestDaemon::start();
+    let mut api = d.login();
+    let vm = source_vm_of(&mut api, MIB);
+    let uuid = text(&mut api, "VM", &vm, "uuid");
+    let session = api.session.clone();
+    let (status, tar) = http(
+        &d,
+        "GET",
+        &format!("/export_metadata?session_id={session}&uuid={uuid}"),
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&tar));
+    let xva = XvaFile::new(&tar);
+    assert_eq!(
+        xva.names(),
+        ["ova.xml"],
+        "no disk chunks in a metadata export"
+    );
+    let ova = String::from_utf8_lossy(&xva.member("ova.xml")).into_owned();
+    assert!(ova.contains(&uuid), "the VM's record is in ova.xml");
+    let (status, _) = http(&d, "GET", &format!("/export_metadata?uuid={uuid}"), b"");
+    assert_eq!(status, 401, "a metadata export needs a session");
+}

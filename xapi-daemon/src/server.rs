@@ -168,6 +168,9 @@ async fn route(app: Arc<App>, origin: Origin, req: Request<Incoming>) -> Reply {
         Method::GET if path == "/export" => {
             crate::importexport::handle_export(app, origin, req).await
         }
+        Method::GET if path == "/export_metadata" => {
+            crate::importexport::handle_export_metadata(app, origin, req).await
+        }
         Method::PUT if path == "/import" => {
             crate::importexport::handle_import(app, origin, req).await
         }

@@ -155,7 +155,7 @@ pub fn run(
                 } else {
                     filename.clone()
                 };
-                transfer::export_one(api, p, vm, &f)
+                transfer::export_one(api, p, cmd, vm, &f)
             })?;
         }
         "vm-import" => transfer::import(api, p, cmd)?,

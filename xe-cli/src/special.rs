@@ -165,7 +165,7 @@ pub fn run(
             (|| {
                 let r = api.by_uuid("VM", cmd.reqd(key)?)?;
                 let rec = api.call("VM.get_record", vec![s(&r)])?;
-                transfer::export_one(api, p, &(r, rec), cmd.reqd("filename")?)
+                transfer::export_one(api, p, cmd, &(r, rec), cmd.reqd("filename")?)
             })()
         }
         "vdi-copy" => vdi_copy(api, p, cmd),

@@ -99,28 +99,15 @@ impl ExportOptions {
     }
 }
 
-/// This process's command line, parsed as `main` parses it: the export commands' callers
-/// hand over only the file name, so the options are read from it here.
-fn current_command() -> Option<CommandLine> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let rc = std::env::var_os("HOME")
-        .map(|h| std::path::PathBuf::from(h).join(".xe"))
-        .and_then(|p| std::fs::read_to_string(p).ok());
-    let extra = std::env::var("XE_EXTRA_ARGS").ok();
-    crate::args::gather(&argv, rc.as_deref(), extra.as_deref())
-        .and_then(|(_, rest)| crate::args::parse_command(&rest))
-        .ok()
-        .flatten()
-}
-
-/// Exports one VM to `filename`, with the options of this process's command line.
+/// Exports one VM to `filename`, with the export options of command line `cmd`.
 pub fn export_one(
     api: &mut Api,
     p: &mut Printer,
+    cmd: &CommandLine,
     vm: &Obj,
     filename: &str,
 ) -> Result<(), CliError> {
-    let options = ExportOptions::from_command(current_command().as_ref());
+    let options = ExportOptions::from_command(Some(cmd));
     let uuid = crate::api::field_text(&vm.1, "uuid");
     let t = api.call_string("task.create", vec![s("Export of VM"), s(&uuid)])?;
     let result = (|| {
