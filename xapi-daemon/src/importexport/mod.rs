@@ -284,18 +284,7 @@ pub async fn handle_export_metadata(
     };
     finish_task(&app, &args, &Ok(s("")));
     let mut r = Response::new(full(tar));
-    let h = r.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(
-        "content-disposition",
-        HeaderValue::from_static("attachment; filename=\"export.xva\""),
-    );
-    if let Some(v) = arg(&args, "task_id").and_then(|t| HeaderValue::from_str(t).ok()) {
-        h.insert("task-id", v);
-    }
+    xva_headers(&mut r, &args);
     r
 }
 
@@ -340,6 +329,13 @@ pub async fn handle_export(app: Arc<App>, origin: Origin, req: Request<Incoming>
     let app2 = app.clone();
     tokio::task::spawn_blocking(move || stream_export(&app2, &args2, c, &plan, writer));
     let mut r = Response::new(body.boxed());
+    xva_headers(&mut r, &args);
+    r
+}
+
+/// The headers of an XVA answer: a binary attachment, and the request's task as upstream
+/// echoes it.
+fn xva_headers(r: &mut Reply, args: &[(String, String)]) {
     let h = r.headers_mut();
     h.insert(
         CONTENT_TYPE,
@@ -349,10 +345,9 @@ pub async fn handle_export(app: Arc<App>, origin: Origin, req: Request<Incoming>
         "content-disposition",
         HeaderValue::from_static("attachment; filename=\"export.xva\""),
     );
-    if let Some(v) = arg(&args, "task_id").and_then(|t| HeaderValue::from_str(t).ok()) {
+    if let Some(v) = arg(args, "task_id").and_then(|t| HeaderValue::from_str(t).ok()) {
         h.insert("task-id", v);
     }
-    r
 }
 
 /// Writes the XVA into the response body (on a blocking thread), then records the outcome:
