@@ -12,7 +12,7 @@
 # LAB_GUEST (/lab/guest), GUEST_MEM_MIB (128), BOOT_WAIT (s to wait for a guest's console,
 # 90), BACKEND (xen; `sim` runs the XenAPI half against the simulated host, skipping the
 # hypervisor-side checks, to debug this script without Xen), XAPI_HTTP (127.0.0.1:8080: a plain
-# HTTP listener for the XenAPI calls `xe` has no command for, made with wget).
+# HTTP listener for the session login made with wget and the CONNECT /console requests).
 
 ADD=${LAB_ADD:-/lab/add}
 STATE=${XAPI_STATE:-/tmp/xapi}
@@ -172,7 +172,7 @@ new_vm() {
     echo "$v"
 }
 
-# api METHOD ARG...: one XML-RPC call over the HTTP listener (for calls `xe` lacks); the
+# api METHOD ARG...: one XML-RPC call over the HTTP listener (raw HTTP needs a session); the
 # arguments are sent as bare values (text, so strings and ints alike), the session first.
 # Prints the response's Value, fails unless the Status is Success.
 if command -v wget >/dev/null 2>&1; then WGET=wget; else WGET="busybox wget"; fi
@@ -324,10 +324,7 @@ if on_xen; then
     eq "the resumed domain has the VM's name" "$(xl domname "$domid" 2>/dev/null)" \
         "$(xenstore-read "/local/domain/$domid/name" 2>/dev/null)"
 fi
-session=$(api session.login_with_password root lab-root 1.0 dom0-tests)
-vmref=$(api VM.get_by_uuid "$session" "$vm")
-check "VM.set_memory_dynamic_range while running" \
-    quiet api VM.set_memory_dynamic_range "$session" "$vmref" "$LOW" "$LOW"
+check "vm-memory-target-set while running" quiet xe vm-memory-target-set uuid="$vm" target="$LOW"
 eq "memory-dynamic-max after the change" "$(xe_get vm "$vm" memory-dynamic-max)" "$LOW"
 if on_xen; then
     eq "xenstore memory/target (KiB)" \
@@ -338,7 +335,7 @@ if on_xen; then
     eq "xenstore cpu/1/availability before hot-plug" \
         "$(xenstore-read "/local/domain/$domid/cpu/1/availability" 2>/dev/null)" offline
 fi
-check "VM.set_VCPUs_number_live 2" quiet api VM.set_VCPUs_number_live "$session" "$vmref" 2
+check "vm-vcpu-hotplug new-vcpus=2" quiet xe vm-vcpu-hotplug uuid="$vm" new-vcpus=2
 eq "VCPUs-at-startup after hot-plug" "$(xe_get vm "$vm" VCPUs-at-startup)" 2
 if on_xen; then
     # libxl marks vcpu 1 available in xenstore (the guest kernel then makes it present; bringing
@@ -346,13 +343,11 @@ if on_xen; then
     eq "xenstore cpu/1/availability" \
         "$(xenstore-read "/local/domain/$domid/cpu/1/availability" 2>/dev/null)" online
 fi
-# A local migration (VM.pool_migrate to the one host): the guest moves to a new domain
-# through libxl's save stream and keeps running with its memory target.
-hostref=$(api VM.get_resident_on "$session" "$vmref")
+# A local migration (xe vm-migrate: VM.pool_migrate to the one host): the guest moves to a
+# new domain through libxl's save stream and keeps its memory target and vCPUs.
 old_domid=$(xe_get vm "$vm" dom-id)
 t=$(now)
-check "VM.pool_migrate to this host" \
-    quiet api VM.pool_migrate "$session" "$vmref" "$hostref" "<struct></struct>"
+check "vm-migrate to this host" quiet xe vm-migrate uuid="$vm" host="$host"
 say "local migration took $(since "$t")s"
 state "migrated" "$vm" running
 if on_xen; then
@@ -494,6 +489,8 @@ state "pygrub clean_shutdown" "$vm" halted
 check "vm-uninstall pygrub" quiet xe vm-uninstall uuid="$vm" force=true
 
 # ---------------------------------------------------------------- HVM guest ----
+# A session for the raw HTTP requests below (CONNECT /console).
+session=$(api session.login_with_password root lab-root 1.0 dom0-tests)
 say "HVM guest: BIOS boot from a disk, serial and VNC consoles"
 vm=$(xe vm-install template="Other install media" new-name-label=lab-hvm)
 check "vm-install hvm" [ -n "$vm" ]
