@@ -104,17 +104,33 @@ xl_states() {
         echo "$1" | grep -q "^$u " || echo "$u unknown-to-xapi"
     done
 }
-# agree STEP: `xl list` and `VM.get_all_records` tell the same story.
+# agree STEP: `xl list` and `VM.get_all_records` tell the same story. The daemon follows the
+# hypervisor asynchronously (a guest that reboots by itself, e.g. a TCG triple fault at boot,
+# is restarted by the monitor), so the two get SETTLE seconds to agree; a late agreement is
+# reported as a diagnostic line, a lasting disagreement fails.
+SETTLE=${SETTLE:-20}
 agree() {
     on_xen || return 0
-    a=$(xe_states | sed 's/ suspended$/ halted/'); b=$(xl_states "$a" | sort)
+    g_end=$(awk "BEGIN{print $(now) + $SETTLE}"); g_t=$(now)
+    while :; do
+        a=$(xe_states | sed 's/ suspended$/ halted/'); b=$(xl_states "$a" | sort)
+        [ "$a" = "$b" ] && break
+        awk "BEGIN{exit !($(now) < $g_end)}" || break
+        say "$1: xe [$a] and xl [$b] differ; looking again"
+        sleep 1
+    done
     if [ "$a" = "$b" ]; then ok "$1: xl list agrees with xe vm-list"
     else not_ok "$1: xl list disagrees with xe vm-list: xe [$a] xl [$b]"; fi
 }
 # state STEP VM WANT: xe's power-state (and xl's) is WANT.
+xl_state_is() { [ "$(xl_state "$1")" = "$2" ]; }
 state() {
     eq "$1: power-state" "$(power "$2")" "$3"
-    if on_xen; then eq "$1: xl state" "$(xl_state "$2")" "$3"; fi
+    if on_xen; then
+        wait_for "$SETTLE" xl_state_is "$2" "$3" ||
+            say "$1: xl state still $(xl_state "$2") after ${SETTLE}s"
+        eq "$1: xl state" "$(xl_state "$2")" "$3"
+    fi
     agree "$1"
 }
 
