@@ -191,11 +191,6 @@ fn api_error_reply(e: &ApiError) -> Reply {
     text(status, &body)
 }
 
-/// Whether boolean query argument `key` is `true` (upstream reads it with `bool_of_string`).
-fn flag(args: &[(String, String)], key: &str) -> bool {
-    arg(args, key) == Some("true")
-}
-
 /// The VM a request names with `ref` or `uuid`.
 fn requested_vm(c: &Caller, args: &[(String, String)]) -> ApiResult<String> {
     match (arg(args, "ref"), arg(args, "uuid")) {
@@ -208,7 +203,7 @@ fn requested_vm(c: &Caller, args: &[(String, String)]) -> ApiResult<String> {
     }
 }
 
-/// A boolean query argument with upstream's default when absent.
+/// Boolean query argument `key` (`true` or not, as upstream reads it), `default` when absent.
 fn flag_or(args: &[(String, String)], key: &str, default: bool) -> bool {
     arg(args, key).map_or(default, |v| v == "true")
 }
@@ -302,7 +297,7 @@ pub async fn handle_export(app: Arc<App>, origin: Origin, req: Request<Incoming>
             // A full export never carries snapshot metadata (upstream ignores
             // `export_snapshots` here).
             let options = export::Options {
-                preserve_power_state: flag(&args2, "preserve_power_state"),
+                preserve_power_state: flag_or(&args2, "preserve_power_state", false),
                 ..export::Options::default()
             };
             export::prepare(&c, &[vm], &options)
