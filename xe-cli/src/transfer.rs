@@ -42,7 +42,7 @@ fn failed(api: &mut Api, t: &str, label: &str) -> CliError {
 }
 
 /// The export options of a `vm-export` (or template/snapshot export) command line.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, PartialEq)]
 struct ExportOptions {
     /// `use_compression`: `false`, `gzip` or `zstd`, as upstream's `to_string`.
     compression: &'static str,
@@ -53,13 +53,7 @@ struct ExportOptions {
 }
 
 impl ExportOptions {
-    fn from_command(cmd: Option<&CommandLine>) -> Self {
-        let Some(cmd) = cmd else {
-            return Self {
-                compression: "false",
-                ..Self::default()
-            };
-        };
+    fn from_command(cmd: &CommandLine) -> Self {
         // As upstream's `Compression_algorithms.of_string`: anything else means none.
         let compression = match cmd.get("compress") {
             Some("true" | "gzip") => "gzip",
@@ -107,7 +101,7 @@ pub fn export_one(
     vm: &Obj,
     filename: &str,
 ) -> Result<(), CliError> {
-    let options = ExportOptions::from_command(Some(cmd));
+    let options = ExportOptions::from_command(cmd);
     let uuid = crate::api::field_text(&vm.1, "uuid");
     let t = api.call_string("task.create", vec![s("Export of VM"), s(&uuid)])?;
     let result = (|| {
@@ -260,26 +254,26 @@ mod tests {
 
     #[test]
     fn export_options_become_upstreams_query() {
-        let o = ExportOptions::from_command(Some(&cmd(&[("compress", "true")])));
+        let o = ExportOptions::from_command(&cmd(&[("compress", "true")]));
         assert_eq!(
             o.path("S", "T", "R"),
             "/export?session_id=S&task_id=T&ref=R&use_compression=gzip\
              &preserve_power_state=false&export_snapshots=false"
         );
-        let o = ExportOptions::from_command(Some(&cmd(&[
+        let o = ExportOptions::from_command(&cmd(&[
             ("compress", "zstd"),
             ("preserve-power-state", "true"),
             ("include-snapshots", "true"),
             ("metadata", "true"),
             ("excluded-device-types", "VIF,VBD"),
-        ])));
+        ]));
         assert_eq!(
             o.path("S", "T", "R"),
             "/export_metadata?session_id=S&task_id=T&ref=R&use_compression=zstd\
              &preserve_power_state=true&export_snapshots=true&excluded_device_types=VIF%2CVBD"
         );
-        let o = ExportOptions::from_command(Some(&cmd(&[("compress", "no")])));
+        let o = ExportOptions::from_command(&cmd(&[("compress", "no")]));
         assert_eq!(o.compression, "false");
-        assert_eq!(ExportOptions::from_command(None).compression, "false");
+        assert_eq!(ExportOptions::from_command(&cmd(&[])).compression, "false");
     }
 }
