@@ -7,6 +7,7 @@ pub mod client;
 pub mod daemon;
 pub mod fields;
 pub mod typecheck;
+pub mod vms;
 
 pub use client::{Api, Client, Endpoint};
 pub use daemon::{bin_path, TestDaemon};

@@ -8,22 +8,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use xapi_system_tests::fields::{strings, text};
+use xapi_system_tests::vms::vm_from_template;
 use xapi_system_tests::{s, Api, TestDaemon, Value};
 
-const MIB: i64 = 1 << 20;
-
 fn new_vm(api: &mut Api, name: &str) -> String {
-    let template =
-        strings(api.ok("VM.get_by_name_label", vec![s("Other install media")])).remove(0);
-    let vm = api.string("VM.clone", vec![s(&template), s(name)]);
-    api.ok("VM.provision", vec![s(&vm)]);
-    api.ok("VM.set_is_a_template", vec![s(&vm), Value::Bool(false)]);
-    let m = Value::Int(256 * MIB);
-    api.ok(
-        "VM.set_memory_limits",
-        vec![s(&vm), m.clone(), m.clone(), m.clone(), m],
-    );
-    vm
+    vm_from_template(api, "Other install media", name, 256)
 }
 
 /// The VM's consoles as (protocol, location, uuid), sorted by protocol.

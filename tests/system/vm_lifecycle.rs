@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use xapi_system_tests::fields::{field, int, strings, text};
+use xapi_system_tests::vms::vm_from_template;
 use xapi_system_tests::{s, Api, TestDaemon, Value};
 
 const MIB: i64 = 1 << 20;
@@ -43,13 +44,7 @@ fn free_memory(api: &mut Api) -> i64 {
 
 /// Clones a template, provisions it, turns it into a VM with `mib` of memory.
 fn new_vm(api: &mut Api, name: &str, mib: i64) -> String {
-    let template = strings(api.ok("VM.get_by_name_label", vec![s("Debian Bookworm 12")])).remove(0);
-    let vm = api.string("VM.clone", vec![s(&template), s(name)]);
-    api.ok("VM.provision", vec![s(&vm)]);
-    api.ok("VM.set_is_a_template", vec![s(&vm), b(false)]);
-    let m = mib * MIB;
-    api.ok("VM.set_memory_limits", vec![s(&vm), i(m), i(m), i(m), i(m)]);
-    vm
+    vm_from_template(api, "Debian Bookworm 12", name, mib)
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
