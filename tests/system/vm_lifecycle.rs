@@ -411,6 +411,10 @@ fn running_vms_survive_a_daemon_restart() {
     assert_eq!(power(&mut api, &suspended), "Running");
 }
 
+/// The simulated host carries a domain's live memory target and vCPUs in its own migration
+/// and suspend state, so this also passes without the daemon rebuilding the domain from the
+/// live values (`power::booted_record`); that fix is shown on real Xen, where libxl rebuilds
+/// from the config, by tests/xen/dom0-tests.sh ("... after migration").
 #[test]
 fn live_memory_and_vcpu_changes_move_with_a_migrated_or_resumed_domain() {
     let d = TestDaemon::start();
