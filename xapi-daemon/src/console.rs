@@ -16,7 +16,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use xapi_idl::enums::{ConsoleProtocol, VmPowerState};
-use xapi_idl::records::{ConsoleRecord, HostRecord, VmMetricsRecord, VmRecord};
+use xapi_idl::records::{ConsoleRecord, HostRecord, VmRecord};
 use xapi_idl::{classes, ApiResult, Ref};
 
 use crate::actions::blob::query_args;
@@ -48,25 +48,21 @@ pub fn location(host_address: &str, console_uuid: &str) -> String {
     format!("https://{host}{CONSOLE_PATH}?uuid={console_uuid}")
 }
 
-/// Makes VM `vm`'s console objects match its power state: the wanted set while it has a
-/// domain (running or paused), none otherwise. Objects already right are left alone.
-pub fn refresh(app: &App, vm: &str) -> ApiResult<()> {
-    let rec = read_vm(app, vm)?;
-    let live = matches!(
-        rec.power_state,
-        VmPowerState::Running | VmPowerState::Paused
-    );
-    let existing: Vec<(String, ConsoleRecord)> = rec
-        .consoles
+/// Makes VM `vm`'s console objects match its domain: `hvm` is `Some(booted HVM)` while it has
+/// one (running or paused), `None` once it has none. `consoles` are the VM's console objects
+/// now; the power operations pass what they already read, so no VM record is read again on
+/// their path. Objects already right are left alone.
+pub fn refresh(
+    app: &App,
+    vm: &str,
+    consoles: &[Ref<classes::Console>],
+    hvm: Option<bool>,
+) -> ApiResult<()> {
+    let want = hvm.map(wanted).unwrap_or_default();
+    let existing: Vec<(String, ConsoleRecord)> = consoles
         .iter()
         .filter_map(|c| Some((c.as_str().to_owned(), read(app, c.as_str()).ok()?)))
         .collect();
-    let want = if live {
-        let metrics = read::<VmMetricsRecord>(app, rec.metrics.as_str()).ok();
-        wanted(crate::vm::lifecycle::booted_hvm(&rec, metrics.as_ref()))
-    } else {
-        Vec::new()
-    };
     for (r, c) in &existing {
         if !want.contains(&c.protocol) {
             delete::<classes::Console>(app, r)?;

@@ -152,7 +152,8 @@ pub fn record_live(
     }
     metrics::refresh_guest(app, vm)?;
     metrics::refresh_host(app)?;
-    crate::console::refresh(app, vm)
+    let hvm = domain.domain_type == xenops::DomainType::Hvm;
+    crate::console::refresh(app, vm, &rec.consoles, Some(hvm))
 }
 
 /// `VBD.device` for a device the hypervisor names: a bare number `N` is the N-th xvd disk.
@@ -195,7 +196,7 @@ pub fn mark_stopped(app: &App, vm: &str, state: VmPowerState) -> ApiResult<()> {
     }
     metrics::domain_gone_of(app, vm, &rec, state == VmPowerState::Halted)?;
     metrics::refresh_host(app)?;
-    crate::console::refresh(app, vm)
+    crate::console::refresh(app, vm, &rec.consoles, None)
 }
 
 /// Records a halted VM (and forgets any suspend image).
