@@ -532,11 +532,21 @@ pub fn parse_size(name: &str, text: &str) -> Result<i64, CliError> {
         .ok_or_else(|| fail(format!("Failed to parse parameter '{name}': too large")))
 }
 
-fn print_new_uuid(api: &mut Api, p: &mut Printer, class: &str, rec: Value) -> Result<(), CliError> {
-    let r = api.call_string(&format!("{class}.create"), vec![rec])?;
-    let uuid = api.call_string(&format!("{class}.get_uuid"), vec![s(&r)])?;
+/// Prints the uuid of `class` object `r`, as xe answers a command that made it.
+pub(crate) fn print_uuid(
+    api: &mut Api,
+    p: &mut Printer,
+    class: &str,
+    r: &str,
+) -> Result<(), CliError> {
+    let uuid = api.call_string(&format!("{class}.get_uuid"), vec![s(r)])?;
     p.list(&[uuid]);
     Ok(())
+}
+
+fn print_new_uuid(api: &mut Api, p: &mut Printer, class: &str, rec: Value) -> Result<(), CliError> {
+    let r = api.call_string(&format!("{class}.create"), vec![rec])?;
+    print_uuid(api, p, class, &r)
 }
 
 fn vdi_create(

@@ -2,12 +2,14 @@
 //! disk helpers, snapshot and VDI copies that print the new uuid, confirmations before
 //! destructive host and pool operations, and the HTTP file transfers (host backups, database
 //! dumps, raw VDI images). Each follows the XenAPI calls upstream's CLI makes.
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use xapi_rpc::Value;
 
 use crate::api::{field_text, s, Api, NULL_REF};
 use crate::args::CommandLine;
 use crate::error::{fail, CliError};
-use crate::ops::{host_by_name_or_id, map_params, this_host, vbd_create};
+use crate::ops::{host_by_name_or_id, map_params, print_uuid, this_host, vbd_create};
 use crate::printer::Printer;
 use crate::select::{self, Family, Obj};
 use crate::transfer;
@@ -353,8 +355,11 @@ pub fn run(
             let file = cmd.reqd("license-file")?;
             let bytes = std::fs::read(file)
                 .map_err(|_| CliError::Stderr("Failed to read license file.".into()))?;
-            api.call("host.license_add", vec![s(&host), s(&base64(&bytes))])
-                .map_err(|_| CliError::Stderr("Failed to apply license file.".into()))?;
+            api.call(
+                "host.license_add",
+                vec![s(&host), s(&STANDARD.encode(&bytes))],
+            )
+            .map_err(|_| CliError::Stderr("Failed to apply license file.".into()))?;
             p.list(&["License applied.".into()]);
             Ok(())
         })(),
@@ -429,12 +434,6 @@ fn vm_vbds(api: &mut Api, vm_rec: &Value) -> Result<Vec<Obj>, CliError> {
         }
     }
     Ok(out)
-}
-
-fn print_uuid(api: &mut Api, p: &mut Printer, class: &str, r: &str) -> Result<(), CliError> {
-    let uuid = api.call_string(&format!("{class}.get_uuid"), vec![s(r)])?;
-    p.list(&[uuid]);
-    Ok(())
 }
 
 /// The snapshot named by `snapshot-uuid=` (or `uuid=`).
@@ -671,40 +670,9 @@ fn host_transfer(
     .map(|_| ())
 }
 
-/// Standard base64 with padding (license files travel encoded).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc_examples() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
 
     #[test]
     fn every_name_is_a_command() {
