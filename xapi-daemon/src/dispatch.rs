@@ -153,7 +153,7 @@ pub(crate) async fn run(ctx: Ctx, index: usize, params: Vec<Value>) -> ApiResult
             if multi_thread() {
                 let app = &ctx.app;
                 let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    blocking_in_place(|| dispatch_explicit(&**app, &ctx, n, params))
+                    tokio::task::block_in_place(|| dispatch_explicit(&**app, &ctx, n, params))
                 }));
                 return caught.unwrap_or_else(|panic| {
                     Err(ApiError::internal(format!(
@@ -183,14 +183,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 fn multi_thread() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
-}
-
-/// Runs blocking `f` on this thread, handing the worker's other tasks to another thread
-/// first when the runtime allows it.
-fn blocking_in_place<R>(f: impl FnOnce() -> R) -> R {
-    if multi_thread() {
-        tokio::task::block_in_place(f)
-    } else {
-        f()
-    }
 }
