@@ -482,12 +482,17 @@ pub(crate) fn this_host(api: &mut Api) -> Result<String, CliError> {
     api.call_string("session.get_this_host", vec![s(&session)])
 }
 
-pub(crate) fn default_sr(api: &mut Api) -> Result<Option<String>, CliError> {
-    let pools = api.call("pool.get_all", Vec::new())?;
-    let Some(pool) = (match &pools {
+/// The pool (there is one per server), if the server lists it.
+pub(crate) fn the_pool(api: &mut Api) -> Result<Option<String>, CliError> {
+    Ok(match api.call("pool.get_all", Vec::new())? {
         Value::Array(v) => v.first().and_then(Value::as_str).map(str::to_owned),
         _ => None,
-    }) else {
+    })
+}
+
+/// The pool's default SR, when it is set and exists.
+pub(crate) fn default_sr(api: &mut Api) -> Result<Option<String>, CliError> {
+    let Some(pool) = the_pool(api)? else {
         return Ok(None);
     };
     let sr = api.call_string("pool.get_default_SR", vec![s(&pool)])?;

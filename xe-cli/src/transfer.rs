@@ -8,9 +8,10 @@
 //! An import needs no option for a compressed file: the server recognises it.
 use xapi_rpc::Value;
 
-use crate::api::{s, Api, NULL_REF};
+use crate::api::{s, Api};
 use crate::args::CommandLine;
 use crate::error::{fail, CliError};
+use crate::ops::default_sr;
 use crate::printer::Printer;
 use crate::select::Obj;
 use crate::task;
@@ -217,20 +218,6 @@ pub fn http_file(
     })();
     let _ = api.call("task.destroy", vec![s(&t)]);
     result
-}
-
-fn default_sr(api: &mut Api) -> Result<Option<String>, CliError> {
-    let pools = api.call("pool.get_all", Vec::new())?;
-    let pool = match &pools {
-        Value::Array(v) => v.first().and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    };
-    let Some(pool) = pool else { return Ok(None) };
-    let sr = api.call_string("pool.get_default_SR", vec![s(&pool)])?;
-    if sr == NULL_REF || api.call_string("SR.get_uuid", vec![s(&sr)]).is_err() {
-        return Ok(None);
-    }
-    Ok(Some(sr))
 }
 
 #[cfg(test)]

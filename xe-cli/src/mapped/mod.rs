@@ -262,14 +262,7 @@ fn pool(api: &mut Api, cmd: &CommandLine) -> Result<String, CliError> {
     if let Some(u) = cmd.get("uuid") {
         return api.by_uuid("pool", u);
     }
-    match api.call("pool.get_all", Vec::new())? {
-        Value::Array(v) => v
-            .first()
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| fail("No pool found")),
-        _ => Err(fail("No pool found")),
-    }
+    crate::ops::the_pool(api)?.ok_or_else(|| fail("No pool found"))
 }
 
 fn print_results(
